@@ -1,0 +1,16 @@
+/* The fusemoe subcommands. Each takes the arguments after its name (argv[0] is the subcommand)
+ * and returns the process exit status: 0 success, 1 a runtime failure (reported on stderr as
+ * "fusemoe <cmd>: <where>: <message>"), 2 a usage error. */
+#ifndef FM_CLI_COMMANDS_H
+#define FM_CLI_COMMANDS_H
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} FmCommand;
+
+/* The version line with the OpenBLAS kernel in use, e.g. for `fusemoe --version`. */
+int fm_cmd_version(int argc, char **argv);
+
+#endif

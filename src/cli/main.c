@@ -1,0 +1,43 @@
+/* fusemoe: multimodal ICU prediction with Laplace-gated mixture-of-experts fusion. */
+#include <stdio.h>
+#include <string.h>
+
+#include "src/blas_kernel.h"
+#include "src/cli/commands.h"
+#include "src/version.h"
+
+static const FmCommand COMMANDS[] = {
+    {"version", "print the version and the OpenBLAS kernel in use", fm_cmd_version},
+};
+static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: fusemoe <command> [options]   (fusemoe <command> --help for details)\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int fm_cmd_version(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("fusemoe %s (OpenBLAS kernel: %s)\n", FM_VERSION, fm_blas_kernel_name());
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    fm_blas_select_kernel(argv);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--version") == 0) name = "version";
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "fusemoe: unknown command '%s'\n", name);
+    usage(stderr);
+    return 2;
+}
