@@ -960,6 +960,45 @@ START_TEST(test_image_index_alloc_failure) {
 }
 END_TEST
 
+/* Files written by h5py and PIL (tests/fixtures/make_media_fixtures.py, which printed the
+ * expected values below). */
+START_TEST(test_files_from_other_tools) {
+    FmError err;
+    FmEventTable t;
+    ck_assert_int_eq(fm_notes_read_h5("tests/fixtures/media/notes_h5py.h5", &t, &err), FM_OK);
+    ck_assert_uint_eq(t.n, 3);
+    ck_assert_int_eq(t.dim, 4);
+    const int64_t ids[3] = {7, 7, 9};
+    const float times[3] = {1.5f, 30.25f, -0.5f};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(t.stay_id[i], ids[i]);
+        ck_assert_float_eq(t.time_h[i], times[i]);
+    }
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(t.values[i], (float)i / 8.0f - 0.5f);
+    fm_event_table_free(&t);
+    ck_assert_int_eq(fm_image_features_read_h5("tests/fixtures/media/features_h5py.h5", &t, &err), FM_OK);
+    ck_assert_uint_eq(t.n, 2);
+    ck_assert_int_eq(t.dim, 3);
+    const float feats[6] = {1.0f, -2.0f, 3.5f, 0.25f, 0.0f, -1.0f};
+    fm_assert_close(t.values, feats, 6, 0, 0, "features");
+    ck_assert_int_eq(t.stay_id[1], 2);
+    ck_assert_float_eq(t.time_h[1], 12.0f);
+    fm_event_table_free(&t);
+    float *px;
+    int w, h;
+    ck_assert_int_eq(fm_png_read_gray("tests/fixtures/media/palette_trns.png", &px, &w, &h, &err), FM_OK);
+    ck_assert_int_eq(w, 3);
+    ck_assert_int_eq(h, 2);
+    const float pal[6] = {1.0f, 0.150086275f, 0.0f, 0.071176471f, 1.0f, 0.150086275f};
+    fm_assert_close(px, pal, 6, 1e-8, 0, "palette"); /* 9 printed decimals; observed 0 */
+    fm_free(px);
+    ck_assert_int_eq(fm_png_read_gray("tests/fixtures/media/gray16.png", &px, &w, &h, &err), FM_OK);
+    const float g16[4] = {0.0f, 0.015259022f, 0.610360876f, 1.0f};
+    fm_assert_close(px, g16, 4, 1e-8, 0, "gray16"); /* observed 0 */
+    fm_free(px);
+}
+END_TEST
+
 static Suite *media_suite(void) {
     Suite *s = suite_create("media");
     TCase *tc = tcase_create("media");
@@ -980,6 +1019,7 @@ static Suite *media_suite(void) {
     tcase_add_test(tc, test_image_index_read);
     tcase_add_test(tc, test_image_index_malformed);
     tcase_add_test(tc, test_image_index_alloc_failure);
+    tcase_add_test(tc, test_files_from_other_tools);
     suite_add_tcase(s, tc);
     return s;
 }
