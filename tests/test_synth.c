@@ -303,6 +303,8 @@ START_TEST(test_synth_alloc_failure) {
     char root[256], dir[512];
     fm_test_tmpdir(root, sizeof root);
     join(dir, sizeof dir, root, "c");
+    char images[600];
+    join(images, sizeof images, dir, FM_SYNTH_IMAGES_DIR);
     FmSynthConfig cfg = small_config(4, 11);
     cfg.image_size = 8;
     cfg.missing_images = 0.0;
@@ -317,6 +319,7 @@ START_TEST(test_synth_alloc_failure) {
         fm_alloc_fail_reset();
         ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld: status %d: %s", n, st, err.message);
         ck_assert_int_eq(hidden_entries(dir), 0); /* no temporary file left behind */
+        ck_assert_int_eq(hidden_entries(images), 0);
     }
     fm_test_rmtree(root);
 }
