@@ -4,9 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "src/alloc.h"
 #include "src/blas_kernel.h"
+#include "src/bootstrap.h"
+#include "src/config.h"
 #include "src/error.h"
+#include "src/json_out.h"
 #include "src/metrics.h"
 #include "tests/support/testutil.h"
 
@@ -519,6 +524,159 @@ START_TEST(test_metrics_alloc_failure) {
 }
 END_TEST
 
+/* ---- metrics.json ---- */
+
+/* Reads a whole file into a malloc'd string (test helper). */
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert(buf && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+static double json_num(const cJSON *root, const char *a, const char *b, const char *c) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, a);
+    if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
+    if (c) x = cJSON_GetObjectItemCaseSensitive(x, c);
+    ck_assert_msg(cJSON_IsNumber(x), "%s.%s.%s is not a number", a, b ? b : "", c ? c : "");
+    return x->valuedouble;
+}
+
+/* Builds a document with every kind of entry, writes it, parses it back. */
+START_TEST(test_json_report_round_trip) {
+    char dir[1024], path[1200];
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    FmError err;
+    cJSON *root = cJSON_CreateObject();
+    FmBootstrapConfig boot = fm_bootstrap_default();
+    boot.n_resamples = 200;
+    boot.seed = 3;
+    ck_assert_int_eq(fm_json_add_binary_report(root, "mortality", TIE_SCORE, TIE_LABEL, TIE_N, 0.5, &boot, &err), FM_OK);
+    const float pred[] = {1, 2, 3, 4}, target[] = {1, 3, 2, 6};
+    ck_assert_int_eq(fm_json_add_regression_report(root, "los_regression", pred, target, 4, NULL, &err), FM_OK);
+    const char *names[] = {"sepsis", "shock", "aki"};
+    ck_assert_int_eq(fm_json_add_multilabel_report(root, "phenotypes", ML_SCORE, ML_LABEL, ML_MASK, 4, 3, names, NULL, &err),
+                     FM_OK);
+    ck_assert_int_eq(fm_json_add_number(root, "not_measured", NAN, &err), FM_OK);
+    const double arr[] = {0.5, NAN, INFINITY};
+    ck_assert_int_eq(fm_json_add_numbers(root, "values", arr, 3, &err), FM_OK);
+    ck_assert_int_eq(fm_json_add_string(root, "cohort", "p12 \"set-a\"", &err), FM_OK);
+    FmConfig cfg;
+    ck_assert_int_eq(fm_config_init(&cfg, NULL), FM_OK);
+    ck_assert_int_eq(fm_config_apply_set(&cfg, "train.task_weights=1,0.5", &err), FM_OK);
+    ck_assert_int_eq(fm_config_apply_set(&cfg, "data.tasks=mortality,phenotypes", &err), FM_OK);
+    ck_assert_int_eq(fm_json_add_config(root, "config", &cfg, &err), FM_OK);
+    fm_config_free(&cfg);
+    ck_assert_int_eq(fm_json_write(root, path, &err), FM_OK);
+    cJSON_Delete(root);
+
+    size_t len;
+    char *text = slurp(path, &len);
+    ck_assert(len > 0 && text[len - 1] == '\n');
+    cJSON *doc = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(doc);
+    /* Values survive printing to within 1e-15 (cJSON prints up to 17 significant digits). */
+    assert_near(json_num(doc, "mortality", "auroc", "value"), 9.5 / 12, 1e-15, "auroc value");
+    double lo = json_num(doc, "mortality", "auroc", "ci_low"), hi = json_num(doc, "mortality", "auroc", "ci_high");
+    ck_assert(lo <= 9.5 / 12 && 9.5 / 12 <= hi && lo < hi);
+    assert_near(json_num(doc, "mortality", "auroc", "replicates"), 200, 0, "replicates");
+    assert_near(json_num(doc, "mortality", "f1", "value"), 0.75, 1e-15, "f1 value");
+    assert_near(json_num(doc, "mortality", "threshold", NULL), 0.5, 0, "threshold");
+    assert_near(json_num(doc, "mortality", "n_positive", NULL), 4, 0, "n_positive");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "mortality"), "bootstrap"),
+                                               "stratified")));
+    assert_near(json_num(doc, "los_regression", "mae", "value"), 1.0, 1e-15, "mae");
+    ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "los_regression"), "bootstrap"));
+    assert_near(json_num(doc, "phenotypes", "macro_auroc", "value"), 0.875, 1e-15, "macro auroc");
+    assert_near(json_num(doc, "phenotypes", "macro_auroc", "labels_used"), 2, 0, "labels used");
+    const cJSON *per = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "phenotypes"), "per_label");
+    assert_near(json_num(per, "shock", "auroc", NULL), 0.75, 1e-15, "per-label auroc");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(per, "aki"), "auroc")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(doc, "not_measured")));
+    const cJSON *vals = cJSON_GetObjectItem(doc, "values");
+    ck_assert_int_eq(cJSON_GetArraySize(vals), 3);
+    ck_assert(cJSON_IsNull(cJSON_GetArrayItem(vals, 1)) && cJSON_IsNull(cJSON_GetArrayItem(vals, 2)));
+    ck_assert_str_eq(cJSON_GetObjectItem(doc, "cohort")->valuestring, "p12 \"set-a\"");
+    const cJSON *conf = cJSON_GetObjectItem(doc, "config");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(conf, "model"), "gate")->valuestring, "laplace");
+    assert_near(json_num(conf, "model", "d_model", NULL), 128, 0, "config d_model");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(conf, "model"), "noisy_gating")));
+    const cJSON *tasks = cJSON_GetObjectItem(cJSON_GetObjectItem(conf, "data"), "tasks");
+    ck_assert_str_eq(cJSON_GetArrayItem(tasks, 1)->valuestring, "phenotypes");
+    const cJSON *tw = cJSON_GetObjectItem(cJSON_GetObjectItem(conf, "train"), "task_weights");
+    assert_near(cJSON_GetArrayItem(tw, 1)->valuedouble, 0.5, 0, "task weight");
+    /* The text itself says null, not NaN. */
+    ck_assert_ptr_null(strstr(text, "nan"));
+    ck_assert_ptr_nonnull(strstr(text, "\"not_measured\":\tnull"));
+    cJSON_Delete(doc);
+    free(text);
+    /* Only the published file is in the folder (no temporary left). */
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 1", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_json_errors) {
+    FmError err;
+    cJSON *root = cJSON_CreateObject();
+    /* A metric failure (probability out of range) leaves the document unchanged. */
+    const float bad[] = {0.2f, 1.5f}, lab[] = {0, 1};
+    ck_assert_int_eq(fm_json_add_binary_report(root, "x", bad, lab, 2, 0.5, NULL, &err), FM_ERR_ARG);
+    ck_assert_int_eq(cJSON_GetArraySize(root), 0);
+    ck_assert_int_eq(fm_json_write(root, "/nonexistent-dir/metrics.json", &err), FM_ERR_IO);
+    ck_assert_str_eq(err.where, "/nonexistent-dir/metrics.json");
+    cJSON_Delete(root);
+}
+END_TEST
+
+START_TEST(test_json_alloc_failure) {
+    char dir[1024], path[1200];
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.json", dir);
+    FmConfig cfg;
+    ck_assert_int_eq(fm_config_init(&cfg, NULL), FM_OK);
+    FmBootstrapConfig boot = fm_bootstrap_default();
+    boot.n_resamples = 3;
+    for (int which = 0; which < 4; which++) {
+        for (long k = 1;; k++) {
+            cJSON *root = cJSON_CreateObject();
+            cJSON_AddNumberToObject(root, "existing", 1.0);
+            FmError err;
+            fm_alloc_fail_after(k);
+            FmStatus st = FM_OK;
+            switch (which) {
+            case 0: st = fm_json_add_binary_report(root, "m", TIE_SCORE, TIE_LABEL, TIE_N, 0.5, &boot, &err); break;
+            case 1: st = fm_json_add_multilabel_report(root, "p", ML_SCORE, ML_LABEL, ML_MASK, 4, 3, NULL, NULL, &err); break;
+            case 2: st = fm_json_add_config(root, "config", &cfg, &err); break;
+            case 3: st = fm_json_write(root, path, &err); break;
+            }
+            long calls = fm_alloc_calls();
+            fm_alloc_fail_reset();
+            int size = cJSON_GetArraySize(root);
+            cJSON_Delete(root);
+            if (st == FM_OK) {
+                ck_assert_int_gt(k, calls);
+                break;
+            }
+            ck_assert_msg(st == FM_ERR_NOMEM, "case %d allocation %ld: status %d", which, k, st);
+            ck_assert_int_eq(size, 1); /* the parent is as it was */
+        }
+    }
+    fm_config_free(&cfg);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
@@ -533,6 +691,9 @@ static Suite *metrics_suite(void) {
     tcase_add_test(tc, test_order_invariance);
     tcase_add_test(tc, test_metric_names);
     tcase_add_test(tc, test_metrics_alloc_failure);
+    tcase_add_test(tc, test_json_report_round_trip);
+    tcase_add_test(tc, test_json_errors);
+    tcase_add_test(tc, test_json_alloc_failure);
     suite_add_tcase(s, tc);
     return s;
 }
