@@ -132,14 +132,6 @@ static void append_allowed(FmStrBuf *b, const char *allowed) {
     for (const char *p = allowed; *p; p++) fm_strbuf_append_n(b, *p == '|' ? ", " : p, *p == '|' ? 2 : 1);
 }
 
-/* Shortest "%.*g" text that reads back as exactly x. */
-static void format_double(char *buf, size_t cap, double x) {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, x);
-        if (strtod(buf, NULL) == x) return;
-    }
-}
-
 /* Parses a whole string as a finite double; 0 when it is not one. */
 static int parse_double(const char *s, double *out) {
     char *end;
@@ -188,7 +180,7 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
         if (x < k->min || x > k->max)
             return FM_FAIL(err, FM_ERR_CONFIG, NULL, "%s is out of range [%.15g, %.15g]", text, k->min, k->max);
         v->f = x;
-        format_double(canon, sizeof canon, x);
+        fm_strbuf_format_double(canon, sizeof canon, x);
         break;
     }
     case FM_CFG_BOOL: {
@@ -268,9 +260,8 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
                                  k->min, k->max);
                 else {
                     v->nums[j] = x;
-                    char num[32];
-                    format_double(num, sizeof num, x);
-                    fm_strbuf_appendf(&b, "%s%s", j ? ", " : "", num);
+                    if (j) fm_strbuf_append(&b, ", ");
+                    fm_strbuf_append_double(&b, x);
                 }
             } else {
                 if (k->allowed && allowed_index(k->allowed, item, strlen(item)) < 0) {

@@ -1,7 +1,9 @@
 #include "src/strbuf.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/alloc.h"
@@ -66,4 +68,21 @@ void fm_strbuf_free(FmStrBuf *b) {
     if (!b) return;
     fm_free(b->data);
     fm_strbuf_init(b);
+}
+
+void fm_strbuf_format_double(char *buf, size_t cap, double x) {
+    if (!isfinite(x)) {
+        snprintf(buf, cap, "%s", isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
+void fm_strbuf_append_double(FmStrBuf *b, double x) {
+    char buf[40];
+    fm_strbuf_format_double(buf, sizeof buf, x);
+    fm_strbuf_append(b, buf);
 }

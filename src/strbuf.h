@@ -24,6 +24,13 @@ void fm_strbuf_append_n(FmStrBuf *b, const char *s, size_t len);
 /* Appends printf-formatted text. */
 void fm_strbuf_appendf(FmStrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends the shortest "%.{1..17}g" text that reads back (strtod) as exactly x; "nan", "inf"
+ * and "-inf" for non-finite values. */
+void fm_strbuf_append_double(FmStrBuf *b, double x);
+
+/* Writes that shortest text of x into buf (cap >= 32). */
+void fm_strbuf_format_double(char *buf, size_t cap, double x);
+
 /* Hands the text to the caller (free with fm_free) and empties the buffer; "" when nothing
  * was appended. NULL when an append failed or the final allocation fails (the buffer is
  * released either way). */

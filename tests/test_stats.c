@@ -9,6 +9,7 @@
 #include "src/bootstrap.h"
 #include "src/error.h"
 #include "src/metrics.h"
+#include "src/results_table.h"
 #include "src/rng.h"
 #include "src/summary_stats.h"
 #include "tests/support/testutil.h"
@@ -353,6 +354,263 @@ START_TEST(test_bootstrap_alloc_failure) {
 }
 END_TEST
 
+/* ---- results.csv and the results table ---- */
+
+/* Five seeds of "laplace" and "softmax" on split 0. AUROC in percent:
+ *   laplace 86 87 85 88 86: mean 86.4, squared deviations sum 5.2, std sqrt(1.3) = 1.140,
+ *     CI 86.4 -+ 2.776445 * 1.140 / sqrt(5) = 86.4 -+ 1.416 -> [85.0, 87.8]
+ *   softmax 84 86 85 85 84: mean 84.8, sum 2.8, std sqrt(0.7) = 0.837, half width 1.039
+ *     -> [83.8, 85.8]
+ *   softmax - laplace per seed: -2 -1 0 -3 -2: mean -1.6, std sqrt(1.3), CI -1.6 -+ 1.416
+ *     -> [-3.0, -0.2], paired t p = 0.0349 (scipy.stats.ttest_rel) -> "p = 0.03".
+ * "gaussian" has three runs, matched to laplace seeds 1..3, and one AUPRC not measured. */
+static void synthetic_results(FmResults *r) {
+    const double lap[] = {0.86, 0.87, 0.85, 0.88, 0.86}, smx[] = {0.84, 0.86, 0.85, 0.85, 0.84};
+    const double lap_pr[] = {0.50, 0.52, 0.48, 0.55, 0.50}, smx_pr[] = {0.49, 0.50, 0.47, 0.52, 0.50};
+    const char *names[] = {"auroc", "auprc"};
+    fm_results_init(r);
+    for (int k = 0; k < 5; k++) {
+        double v[2] = {lap[k], lap_pr[k]};
+        ck_assert_int_eq(fm_results_add(r, "laplace", 0, k + 1, names, v, 2, NULL), FM_OK);
+    }
+    for (int k = 0; k < 5; k++) {
+        double v[2] = {smx[k], smx_pr[k]};
+        ck_assert_int_eq(fm_results_add(r, "softmax", 0, k + 1, names, v, 2, NULL), FM_OK);
+    }
+    const double ga[] = {0.87, 0.88, 0.86}, ga_pr[] = {0.51, NAN, 0.50};
+    for (int k = 0; k < 3; k++) {
+        double v[2] = {ga[k], ga_pr[k]};
+        ck_assert_int_eq(fm_results_add(r, "gaussian", 0, k + 1, names, v, 2, NULL), FM_OK);
+    }
+}
+
+START_TEST(test_results_table_known_values) {
+    FmResults r;
+    synthetic_results(&r);
+    FmTableColumn cols[] = {{"auroc", "AUROC (%)", 100, 1}, {"auprc", "AUPRC (%)", 100, 1}};
+    FmTableSpec spec = {cols, 2, "laplace", NULL, 0, 0.95, 0};
+    char *md;
+    FmError err;
+    ck_assert_int_eq(fm_results_table_markdown(&r, &spec, &md, &err), FM_OK);
+    /* The laplace and softmax AUROC cells and the comparison as derived above. */
+    ck_assert_msg(strstr(md, "| laplace | 5 | 86.4 +- 1.1 [85.0, 87.8] |"), "%s", md);
+    ck_assert_msg(strstr(md, "| softmax | 5 | 84.8 +- 0.8 [83.8, 85.8] |"), "%s", md);
+    ck_assert_msg(strstr(md, "| -1.6 [-3.0, -0.2], p = 0.03 |"), "%s", md);
+    /* The whole table. AUPRC in percent, by hand:
+     *   laplace 50 52 48 55 50: mean 51.0, deviations sum of squares 28, std sqrt(7) = 2.646,
+     *     half width 2.776445 * 2.646 / sqrt(5) = 3.285 -> [47.7, 54.3]
+     *   softmax 49 50 47 52 50: mean 49.6, sum 13.2, std sqrt(3.3) = 1.817, half 2.256
+     *     -> [47.3, 51.9]; minus laplace per seed -1 -2 -1 -3 0: mean -1.4, std sqrt(1.3),
+     *     [-2.816, +0.016], t = -2.746 on 4 df, p = 0.052
+     *   gaussian AUROC 87 88 86: mean 87, std 1, half 4.302653 / sqrt(3) = 2.484; minus
+     *     laplace (86 87 85) is +1 every time: std 0, interval [+1, +1], p -> 0 (< 0.001)
+     *   gaussian AUPRC 51, not measured, 50: n = 2, mean 50.5, std 0.707, half 12.706 * 0.5
+     *     = 6.353; pairs with laplace (50, 48): differences 1, 2, mean 1.5, half 6.353, t = 3 on
+     *     1 df, p = 1 - 2 atan(3) / pi = 0.205. */
+    const char *want =
+        "| Configuration | Runs | AUROC (%) | AUPRC (%) | AUROC (%) vs laplace | AUPRC (%) vs laplace |\n"
+        "|---|---:|---|---|---|---|\n"
+        "| laplace | 5 | 86.4 +- 1.1 [85.0, 87.8] | 51.0 +- 2.6 [47.7, 54.3] | baseline | baseline |\n"
+        "| softmax | 5 | 84.8 +- 0.8 [83.8, 85.8] | 49.6 +- 1.8 [47.3, 51.9] | -1.6 [-3.0, -0.2], p = 0.03 | "
+        "-1.4 [-2.8, +0.0], p = 0.05 |\n"
+        "| gaussian | 3 | 87.0 +- 1.0 [84.5, 89.5] | 50.5 +- 0.7 [44.1, 56.9] (n = 2) | +1.0 [+1.0, +1.0], p < 0.001 | "
+        "+1.5 [-4.9, +7.9], p = 0.20 (n = 2 pairs) |\n";
+    ck_assert_msg(strcmp(md, want) == 0, "table:\n%s", md);
+    fm_free(md);
+
+    /* Order, Wilcoxon p-values, no baseline. With 5 pairs all of one sign the exact Wilcoxon
+     * p is 2/32 = 0.0625; softmax AUROC differences -2 -1 0 -3 -2 drop the zero: 4 pairs,
+     * all negative: p = 2/16 = 0.125. */
+    const char *order[] = {"softmax", "laplace"};
+    FmTableSpec spec2 = {cols, 1, "laplace", order, 2, 0.95, 1};
+    ck_assert_int_eq(fm_results_table_markdown(&r, &spec2, &md, &err), FM_OK);
+    ck_assert_msg(strstr(md, "| softmax | 5 | 84.8 +- 0.8 [83.8, 85.8] | -1.6 [-3.0, -0.2], p = 0.12 |\n"
+                             "| laplace |"),
+                  "%s", md);
+    ck_assert_ptr_null(strstr(md, "gaussian"));
+    fm_free(md);
+    FmTableSpec spec3 = {cols, 2, NULL, NULL, 0, 0, 0};
+    ck_assert_int_eq(fm_results_table_markdown(&r, &spec3, &md, &err), FM_OK);
+    ck_assert_ptr_null(strstr(md, " vs "));
+    ck_assert_msg(strstr(md, "| Configuration | Runs | AUROC (%) | AUPRC (%) |\n|---|---:|---|---|\n"), "%s", md);
+    fm_free(md);
+
+    /* Unknown names are refused. */
+    FmTableColumn bad_col = {"brier", NULL, 1, 3};
+    FmTableSpec bad = {&bad_col, 1, NULL, NULL, 0, 0, 0};
+    ck_assert_int_eq(fm_results_table_markdown(&r, &bad, &md, &err), FM_ERR_ARG);
+    ck_assert_str_eq(err.message, "results have no metric column \"brier\"");
+    spec.baseline = "gate_softmax";
+    ck_assert_int_eq(fm_results_table_markdown(&r, &spec, &md, &err), FM_ERR_ARG);
+    ck_assert_str_eq(err.message, "results have no configuration \"gate_softmax\"");
+    ck_assert_ptr_null(md);
+    /* A run twice is refused. */
+    const char *names[] = {"auroc"};
+    double v = 0.5;
+    ck_assert_int_eq(fm_results_add(&r, "laplace", 0, 3, names, &v, 1, &err), FM_ERR_ARG);
+    ck_assert_str_eq(err.message, "run (config \"laplace\", split 0, seed 3) is already present");
+    fm_results_free(&r);
+}
+END_TEST
+
+START_TEST(test_results_csv_round_trip) {
+    char dir[1024], path[1200];
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    FmResults r, back;
+    synthetic_results(&r);
+    const char *names[] = {"auroc", "brier"};
+    double v[2] = {1.0 / 3.0, 0.125};
+    ck_assert_int_eq(fm_results_add(&r, "softmax, 8 experts \"wide\"", 2, 11, names, v, 2, NULL), FM_OK);
+    FmError err;
+    ck_assert_int_eq(fm_results_write_csv(&r, path, &err), FM_OK);
+    fm_results_init(&back);
+    ck_assert_int_eq(fm_results_read_csv(&back, path, &err), FM_OK);
+    ck_assert_int_eq(back.n_metrics, 3);
+    ck_assert_uint_eq(back.n_rows, r.n_rows);
+    for (size_t i = 0; i < r.n_rows; i++) {
+        ck_assert_str_eq(back.rows[i].config, r.rows[i].config);
+        ck_assert_int_eq(back.rows[i].split, r.rows[i].split);
+        ck_assert_int_eq(back.rows[i].seed, r.rows[i].seed);
+        for (int m = 0; m < 3; m++) {
+            double a = r.rows[i].values[m], b = back.rows[i].values[m];
+            ck_assert_msg((isnan(a) && isnan(b)) || a == b, "row %zu metric %d: %.17g vs %.17g", i, m, a, b);
+        }
+    }
+    size_t len;
+    FILE *f = fopen(path, "rb");
+    char text[4096];
+    len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    ck_assert_msg(strncmp(text, "config,split,seed,auroc,auprc,brier\nlaplace,0,1,0.86,0.5,\n", 58) == 0, "%s", text);
+    ck_assert_ptr_nonnull(strstr(text, "\n\"softmax, 8 experts \"\"wide\"\"\",2,11,0.3333333333333333,,0.125\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\ngaussian,0,2,0.88,,\n"));
+    /* Reading the same file again into the merged set finds every run twice. */
+    ck_assert_int_eq(fm_results_read_csv(&back, path, &err), FM_ERR_FORMAT);
+    char where[1300];
+    snprintf(where, sizeof where, "%s:2", path);
+    ck_assert_str_eq(err.where, where);
+    ck_assert_uint_eq(back.n_rows, r.n_rows); /* unchanged */
+    fm_results_free(&back);
+    fm_results_free(&r);
+
+    /* Append: new file, more runs, a rerun replacing its row, a new metric column. */
+    snprintf(path, sizeof path, "%s/appended.csv", dir);
+    const char *m1[] = {"auroc"}, *m2[] = {"auroc", "auprc"};
+    double a1 = 0.8, a2 = 0.81, a3[2] = {0.82, 0.4};
+    ck_assert_int_eq(fm_results_append_csv(path, "laplace", 0, 1, m1, &a1, 1, &err), FM_OK);
+    ck_assert_int_eq(fm_results_append_csv(path, "laplace", 0, 2, m1, &a2, 1, &err), FM_OK);
+    ck_assert_int_eq(fm_results_append_csv(path, "laplace", 0, 1, m2, a3, 2, &err), FM_OK);
+    fm_results_init(&back);
+    ck_assert_int_eq(fm_results_read_csv(&back, path, &err), FM_OK);
+    ck_assert_uint_eq(back.n_rows, 2);
+    ck_assert_int_eq(back.n_metrics, 2);
+    ck_assert(back.rows[0].seed == 2 && back.rows[0].values[0] == 0.81 && isnan(back.rows[0].values[1]));
+    ck_assert(back.rows[1].seed == 1 && back.rows[1].values[0] == 0.82 && back.rows[1].values[1] == 0.4);
+    fm_results_free(&back);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
+/* Malformed results.csv files: status, file:line and message. */
+START_TEST(test_results_csv_errors) {
+    static const struct {
+        const char *text;
+        int line; /* 0: no line in `where` */
+        FmStatus code;
+        const char *message;
+    } cases[] = {
+        {"config,split,seed,auroc\nlaplace,0,1,0.8\n\nlaplace,0,2,high\n", 4, FM_ERR_FORMAT,
+         "column auroc: expected a number, got \"high\""},
+        {"config,split,seed,auroc\nlaplace,0,1\n", 2, FM_ERR_FORMAT, "3 fields, expected 4"},
+        {"config,split,seed,auroc\nlaplace,zero,1,0.8\n", 2, FM_ERR_FORMAT, "column split: expected an integer, got \"zero\""},
+        {"config,seed,split,auroc\n", 1, FM_ERR_FORMAT, "header: expected the columns config, split, seed first, got \"seed\""},
+        {"config,split,seed,auroc,auroc\n", 1, FM_ERR_FORMAT, "header: column \"auroc\" appears twice"},
+        {"config,split,seed,auroc\nlaplace,0,1,0.8\nlaplace,0,1,0.7\n", 3, FM_ERR_FORMAT,
+         "run (config \"laplace\", split 0, seed 1) is already present"},
+        {"config,split,seed,auroc\nlap\"lace,0,1,0.8\n", 2, FM_ERR_FORMAT,
+         "malformed CSV (a quote in an unquoted field, or text after a closing quote)"},
+        {"config,split,seed,auroc\n\"laplace,0,1,0.8\n", 2, FM_ERR_FORMAT, "unterminated quoted field"},
+        {"", 0, FM_ERR_FORMAT, "empty file: expected a header config,split,seed,..."},
+    };
+    char dir[1024], path[1200];
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        FILE *f = fopen(path, "w");
+        fputs(cases[k].text, f);
+        fclose(f);
+        FmResults r;
+        fm_results_init(&r);
+        FmError err;
+        FmStatus st = fm_results_read_csv(&r, path, &err);
+        ck_assert_msg(st == cases[k].code, "case %zu: status %d", k, st);
+        char where[1300];
+        if (cases[k].line)
+            snprintf(where, sizeof where, "%s:%d", path, cases[k].line);
+        else
+            snprintf(where, sizeof where, "%s", path);
+        ck_assert_msg(strcmp(err.where, where) == 0, "case %zu: where %s", k, err.where);
+        ck_assert_msg(strcmp(err.message, cases[k].message) == 0, "case %zu: message %s", k, err.message);
+        ck_assert_uint_eq(r.n_rows, 0);
+        fm_results_free(&r);
+    }
+    FmResults r;
+    fm_results_init(&r);
+    FmError err;
+    snprintf(path, sizeof path, "%s/none.csv", dir);
+    ck_assert_int_eq(fm_results_read_csv(&r, path, &err), FM_ERR_IO);
+    ck_assert_str_eq(err.where, path);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_results_alloc_failure) {
+    char dir[1024], path[1200];
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    FmResults base;
+    synthetic_results(&base);
+    ck_assert_int_eq(fm_results_write_csv(&base, path, NULL), FM_OK);
+    FmTableColumn cols[] = {{"auroc", "AUROC (%)", 100, 1}, {"auprc", NULL, 100, 1}};
+    FmTableSpec spec = {cols, 2, "laplace", NULL, 0, 0.95, 1};
+    const char *names[] = {"auroc", "new_metric"};
+    double v[2] = {0.5, 0.25};
+    for (int which = 0; which < 3; which++) {
+        for (long k = 1;; k++) {
+            FmResults r;
+            synthetic_results(&r);
+            char *md = NULL;
+            FmError err;
+            fm_alloc_fail_after(k);
+            FmStatus st = FM_OK;
+            switch (which) {
+            case 0: st = fm_results_add(&r, "new", 1, 1, names, v, 2, &err); break;
+            case 1: st = fm_results_read_csv(&r, path, &err); break; /* duplicates: FORMAT once it gets far */
+            case 2: st = fm_results_table_markdown(&r, &spec, &md, &err); break;
+            }
+            long calls = fm_alloc_calls();
+            fm_alloc_fail_reset();
+            size_t rows = r.n_rows;
+            int metrics = r.n_metrics;
+            fm_results_free(&r);
+            if (st != FM_ERR_NOMEM) {
+                ck_assert_int_gt(k, calls);
+                ck_assert(st == (which == 1 ? FM_ERR_FORMAT : FM_OK));
+                fm_free(md);
+                break;
+            }
+            ck_assert_ptr_null(md);
+            ck_assert_uint_eq(rows, 13); /* unchanged */
+            ck_assert_int_eq(metrics, 2);
+        }
+    }
+    fm_results_free(&base);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 static Suite *stats_suite(void) {
     Suite *s = suite_create("stats");
     TCase *tc = tcase_create("stats");
@@ -368,6 +626,10 @@ static Suite *stats_suite(void) {
     tcase_add_test(tc, test_bootstrap_edge_cases);
     tcase_add_test(tc, test_bootstrap_coverage);
     tcase_add_test(tc, test_bootstrap_alloc_failure);
+    tcase_add_test(tc, test_results_table_known_values);
+    tcase_add_test(tc, test_results_csv_round_trip);
+    tcase_add_test(tc, test_results_csv_errors);
+    tcase_add_test(tc, test_results_alloc_failure);
     suite_add_tcase(s, tc);
     return s;
 }
