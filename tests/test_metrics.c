@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <cJSON.h>
+#include <cairo.h>
 
 #include "src/alloc.h"
 #include "src/blas_kernel.h"
@@ -13,6 +14,7 @@
 #include "src/error.h"
 #include "src/json_out.h"
 #include "src/metrics.h"
+#include "src/plot.h"
 #include "tests/support/testutil.h"
 
 /* Reference values are exact fractions computed by hand in double; the inputs are floats, so
@@ -677,6 +679,137 @@ START_TEST(test_json_alloc_failure) {
 }
 END_TEST
 
+/* ---- plots ---- */
+
+/* fontconfig (used by cairo to find DejaVu Sans) keeps one process-lifetime allocation that
+ * only FcFini would release; LeakSanitizer is told to ignore allocations made inside that
+ * library, and nothing else. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
+
+/* Checks a PNG's signature and IHDR size; returns the file size. */
+static size_t check_png(const char *path, unsigned want_w, unsigned want_h) {
+    size_t len;
+    char *b = slurp(path, &len);
+    ck_assert_msg(len > 33 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0, "%s is not a PNG", path);
+    ck_assert(memcmp(b + 12, "IHDR", 4) == 0);
+    const unsigned char *u = (const unsigned char *)b;
+    unsigned w = (unsigned)u[16] << 24 | (unsigned)u[17] << 16 | (unsigned)u[18] << 8 | u[19];
+    unsigned h = (unsigned)u[20] << 24 | (unsigned)u[21] << 16 | (unsigned)u[22] << 8 | u[23];
+    if (want_w) ck_assert_msg(w == want_w && h == want_h, "%s: %u x %u, want %u x %u", path, w, h, want_w, want_h);
+    ck_assert(memcmp(b + len - 8, "IEND", 4) == 0); /* complete file */
+    free(b);
+    return len;
+}
+
+/* Checks that an SVG file is a complete document with text drawn (glyphs). */
+static size_t check_svg(const char *path, const char *size_attr) {
+    size_t len;
+    char *b = slurp(path, &len);
+    ck_assert_msg(strncmp(b, "<?xml", 5) == 0 && strstr(b, "<svg"), "%s is not an SVG", path);
+    ck_assert_msg(strstr(b, size_attr) != NULL, "%s lacks %s", path, size_attr);
+    ck_assert(len > 7 && strcmp(b + len - 7, "</svg>\n") == 0);
+    int glyphs = 0;
+    for (const char *p = b; (p = strstr(p, "<use xlink:href=\"#glyph")); p++) glyphs++;
+    ck_assert_msg(glyphs > 100, "%s: only %d glyphs drawn", path, glyphs);
+    free(b);
+    return len;
+}
+
+START_TEST(test_plots_written) {
+    char dir[1024], path[1200];
+    fm_test_tmpdir(dir, sizeof dir);
+    enum { N = 400 };
+    static float s1[N], s2[N], l[N];
+    FmRng r;
+    fm_rng_seed(&r, 12);
+    for (int i = 0; i < N; i++) {
+        l[i] = (float)(i < 100);
+        s1[i] = (float)(1.0 / (1.0 + exp(-(fm_rng_normal(&r) + 1.5 * l[i] - 1.0))));
+        s2[i] = (float)(1.0 / (1.0 + exp(-(fm_rng_normal(&r) + 0.7 * l[i] - 1.0))));
+    }
+    FmCurve c1, c2;
+    double a1, a2, e1;
+    FmError err;
+    ck_assert_int_eq(fm_metrics_roc_curve(s1, l, N, &c1, &err), FM_OK);
+    ck_assert_int_eq(fm_metrics_roc_curve(s2, l, N, &c2, &err), FM_OK);
+    ck_assert_int_eq(fm_metrics_auroc(s1, l, N, &a1, &err), FM_OK);
+    ck_assert_int_eq(fm_metrics_auroc(s2, l, N, &a2, &err), FM_OK);
+    FmPlotSeries curves[] = {{"Laplace gate", c1.x, c1.y, c1.n, a1}, {"Softmax gate", c2.x, c2.y, c2.n, a2}};
+    snprintf(path, sizeof path, "%s/roc.png", dir);
+    ck_assert_int_eq(fm_plot_roc(path, curves, 2, "Mortality", &err), FM_OK);
+    ck_assert_uint_gt(check_png(path, 1000, 1000), 20000); /* observed 68 KB */
+    ck_assert_int_eq(fm_plot_roc(path, curves, 1, NULL, &err), FM_OK); /* replaces the file */
+    check_png(path, 1000, 1000);
+    snprintf(path, sizeof path, "%s/roc.svg", dir);
+    ck_assert_int_eq(fm_plot_roc(path, curves, 2, "Mortality", &err), FM_OK);
+    check_svg(path, "width=\"500pt\" height=\"500pt\"");
+
+    FmCalibration cal;
+    ck_assert_int_eq(fm_metrics_calibration_curve(s1, l, N, 10, &cal, &err), FM_OK);
+    ck_assert_int_eq(fm_metrics_ece(s1, l, N, 10, &e1, &err), FM_OK);
+    FmPlotCalibration cs = {"Laplace gate", &cal, e1};
+    snprintf(path, sizeof path, "%s/calibration.PNG", dir);
+    ck_assert_int_eq(fm_plot_calibration(path, &cs, 1, "Calibration", &err), FM_OK);
+    check_png(path, 1000, 1000);
+    snprintf(path, sizeof path, "%s/calibration.svg", dir);
+    ck_assert_int_eq(fm_plot_calibration(path, &cs, 1, "Calibration", &err), FM_OK);
+    check_svg(path, "<svg");
+
+    /* Expert utilisation: 4 modalities x 16 experts, one cell not measured. */
+    double util[64];
+    for (int i = 0; i < 64; i++) util[i] = fm_rng_uniform(&r) * 0.2;
+    util[7] = NAN;
+    const char *rows[] = {"vitals", "labs", "notes", "static"};
+    FmHeatmap map = {util, 4, 16, rows, NULL, "Expert utilisation", "expert", "modality", "share of tokens", NAN, NAN, 1};
+    snprintf(path, sizeof path, "%s/experts.png", dir);
+    ck_assert_int_eq(fm_plot_heatmap(path, &map, &err), FM_OK);
+    check_png(path, 0, 0);
+    snprintf(path, sizeof path, "%s/experts.svg", dir);
+    ck_assert_int_eq(fm_plot_heatmap(path, &map, &err), FM_OK);
+    check_svg(path, "<svg");
+    /* Many columns with long labels are turned; a constant map still draws. */
+    double flat[3 * 40];
+    const char *cols[40];
+    char names[40][16];
+    for (int k = 0; k < 40; k++) {
+        snprintf(names[k], sizeof names[k], "expert-%02d", k);
+        cols[k] = names[k];
+    }
+    for (int i = 0; i < 120; i++) flat[i] = 0.25;
+    FmHeatmap wide = {flat, 3, 40, NULL, cols, NULL, NULL, NULL, NULL, NAN, NAN, 1};
+    snprintf(path, sizeof path, "%s/wide.png", dir);
+    ck_assert_int_eq(fm_plot_heatmap(path, &wide, &err), FM_OK);
+    check_png(path, 0, 0);
+
+    /* Only the published files are in the folder. */
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 7", dir);
+    ck_assert_int_eq(system(cmd), 0);
+
+    /* Errors: format, folder, inputs; nothing is created. */
+    snprintf(path, sizeof path, "%s/roc.jpg", dir);
+    ck_assert_int_eq(fm_plot_roc(path, curves, 2, NULL, &err), FM_ERR_ARG);
+    ck_assert_str_eq(err.message, "plot file name must end in .png or .svg");
+    ck_assert_int_eq(fm_plot_roc("/nonexistent-dir/roc.png", curves, 2, NULL, &err), FM_ERR_IO);
+    snprintf(path, sizeof path, "%s/none.png", dir);
+    ck_assert_int_eq(fm_plot_roc(path, curves, 0, NULL, &err), FM_ERR_ARG);
+    FmPlotSeries empty = {"x", NULL, NULL, 0, NAN};
+    ck_assert_int_eq(fm_plot_roc(path, &empty, 1, NULL, &err), FM_ERR_ARG);
+    FmHeatmap none = map;
+    none.rows = 0;
+    ck_assert_int_eq(fm_plot_heatmap(path, &none, &err), FM_ERR_ARG);
+    ck_assert_int_eq(fm_plot_calibration(path, &cs, 0, NULL, &err), FM_ERR_ARG);
+    ck_assert_int_eq(system(cmd), 0);
+
+    fm_metrics_curve_free(&c1);
+    fm_metrics_curve_free(&c2);
+    fm_metrics_calibration_free(&cal);
+    fm_test_rmtree(dir);
+    cairo_debug_reset_static_data(); /* cairo's font caches, so that the leak checker sees none */
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
@@ -694,6 +827,7 @@ static Suite *metrics_suite(void) {
     tcase_add_test(tc, test_json_report_round_trip);
     tcase_add_test(tc, test_json_errors);
     tcase_add_test(tc, test_json_alloc_failure);
+    tcase_add_test(tc, test_plots_written);
     suite_add_tcase(s, tc);
     return s;
 }
