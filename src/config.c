@@ -292,11 +292,13 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
         char *joined = fm_strbuf_take(&b);
         if (!joined) return nomem(err);
         v->text = joined;
-        return FM_OK;
+        break;
     }
     }
-    v->text = fm_strdup(canon);
-    if (!v->text) return nomem(err);
+    if (!v->text && !(v->text = fm_strdup(canon))) return nomem(err);
+    /* The canonical form ("a, b" for "a,b", "1e+05" for "1e5") must fit on its line too. */
+    if (strlen(v->text) > room)
+        return FM_FAIL(err, FM_ERR_CONFIG, NULL, "value longer than %zu characters once written back", room);
     return FM_OK;
 }
 

@@ -185,6 +185,11 @@ START_TEST(test_file_errors_io_and_long_lines) {
     ck_assert_int_eq(fm_config_apply_set(&c, set, &err), FM_ERR_CONFIG);
     ck_assert_str_eq(err.where, "--set data.cohort");
     ck_assert_str_eq(err.message, "value longer than 188 characters");
+    /* 45 items fit as "m0,m1,..." (169 characters) but not as "m0, m1, ..." (213). */
+    char list[400] = "data.modalities=m0";
+    for (int k = 1; k < 45; k++) snprintf(list + strlen(list), sizeof list - strlen(list), ",m%d", k);
+    ck_assert_int_eq(fm_config_apply_set(&c, list, &err), FM_ERR_CONFIG);
+    ck_assert_str_eq(err.message, "value longer than 184 characters once written back");
     /* A UTF-8 byte-order mark before the first section is accepted. */
     path = write_file("bom.ini", "\xEF\xBB\xBF[data]\nsplit = 4\n");
     ck_assert_int_eq(fm_config_load(&c, path, &err), FM_OK);
