@@ -29,9 +29,8 @@ static void draw(FmRng *rng, const size_t *pool, size_t k, size_t take, const fl
     }
 }
 
-FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred,
-                         const float *target, size_t n, const FmBootstrapConfig *cfg,
-                         FmBootstrapCI *out, FmError *err) {
+FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred, const float *target, size_t n,
+                         const FmBootstrapConfig *cfg, FmBootstrapCI *out, FmError *err) {
     out->estimate = out->lo = out->hi = out->se = NAN;
     out->n_valid = 0;
     if (cfg->n_resamples < 0)
@@ -64,7 +63,8 @@ FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred,
         for (size_t i = 0; i < n; i++)
             if (target[i] == 0.0f) pool[k++] = i;
     } else {
-        for (size_t i = 0; i < n; i++) pool[i] = i;
+        for (size_t i = 0; i < n; i++)
+            pool[i] = i;
     }
     rc = metric(ctx, pred, target, n, &out->estimate, err);
     if (rc != FM_OK || n == 0) goto done;
@@ -104,9 +104,8 @@ done:
     return rc;
 }
 
-FmStatus fm_bootstrap_metric(const FmMetricSpec *spec, const float *pred, const float *target,
-                             size_t n, int n_resamples, uint64_t seed, FmBootstrapCI *out,
-                             FmError *err) {
+FmStatus fm_bootstrap_metric(const FmMetricSpec *spec, const float *pred, const float *target, size_t n,
+                             int n_resamples, uint64_t seed, FmBootstrapCI *out, FmError *err) {
     FmBootstrapConfig cfg = fm_bootstrap_default();
     cfg.n_resamples = n_resamples;
     cfg.seed = seed;

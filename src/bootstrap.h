@@ -20,8 +20,8 @@
 typedef struct {
     int n_resamples; /* B replicates (config eval.bootstrap, 1000 by default); 0 = no interval */
     uint64_t seed;
-    int stratified;  /* 1: resample positives and negatives separately (target must be 0/1) */
-    double level;    /* central coverage of the interval, in (0, 1); 0.95 by default */
+    int stratified; /* 1: resample positives and negatives separately (target must be 0/1) */
+    double level;   /* central coverage of the interval, in (0, 1); 0.95 by default */
 } FmBootstrapConfig;
 
 /* B = 1000, seed 1, not stratified, level 0.95. */
@@ -41,14 +41,12 @@ typedef struct {
  * FM_ERR_ARG for n_resamples < 0, a level outside (0, 1), or (stratified) a target that is not
  * 0/1; FM_ERR_NOMEM on allocation failure; a failure of the metric itself is passed on. The
  * inputs are borrowed; nothing is kept. */
-FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred,
-                         const float *target, size_t n, const FmBootstrapConfig *cfg,
-                         FmBootstrapCI *out, FmError *err);
+FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred, const float *target, size_t n,
+                         const FmBootstrapConfig *cfg, FmBootstrapCI *out, FmError *err);
 
 /* Bootstraps a metric chosen by FmMetricSpec with B replicates and `seed` at level 0.95,
  * stratified for binary metrics and plain for regression metrics. */
-FmStatus fm_bootstrap_metric(const FmMetricSpec *spec, const float *pred, const float *target,
-                             size_t n, int n_resamples, uint64_t seed, FmBootstrapCI *out,
-                             FmError *err);
+FmStatus fm_bootstrap_metric(const FmMetricSpec *spec, const float *pred, const float *target, size_t n,
+                             int n_resamples, uint64_t seed, FmBootstrapCI *out, FmError *err);
 
 #endif

@@ -18,6 +18,8 @@
  *   section, key, type, default, min, max, allowed values, description.
  * Bounds: INT/FLOAT/FLOAT_LIST values lie in [min, max]; LIST item counts lie in [min, max]. */
 #define UNBOUNDED 0, 0
+/* One key, one line, so that the table reads as a table (longer than the column limit). */
+/* clang-format off */
 static const FmConfigKey SCHEMA[] = {
     {"data", "cohort", FM_CFG_STRING, "", UNBOUNDED, NULL, "Cohort folder to read (a path, relative to the working directory); empty = not set"},
     {"data", "split", FM_CFG_INT, "0", 0, 9999, NULL, "Index of the cohort's train/validation/test split to use"},
@@ -68,6 +70,7 @@ static const FmConfigKey SCHEMA[] = {
     {"competition", "diversity_coef", FM_CFG_FLOAT, "0.01", 0, 100, NULL, "Coefficient of the expert diversity loss on competition steps"},
     {"competition", "balance_coef", FM_CFG_FLOAT, "0.01", 0, 100, NULL, "Coefficient of the balance loss on the competition assignment"},
 };
+/* clang-format on */
 #define N_KEYS ((int)(sizeof SCHEMA / sizeof *SCHEMA))
 
 /* The resolved value of one key. `text` is the canonical form written back. */
@@ -79,8 +82,8 @@ struct FmConfigValue {
     int b;
     int choice; /* ENUM: index among the allowed names */
     size_t n_items;
-    char **items;  /* LIST */
-    double *nums;  /* FLOAT_LIST */
+    char **items; /* LIST */
+    double *nums; /* FLOAT_LIST */
 };
 
 const FmConfigKey *fm_config_schema(int *n_keys) {
@@ -95,7 +98,8 @@ const FmConfigKey *fm_config_schema(int *n_keys) {
 static void value_clear(FmConfigValue *v) {
     fm_free(v->text);
     fm_free(v->where);
-    for (size_t k = 0; k < v->n_items && v->items; k++) fm_free(v->items[k]);
+    for (size_t k = 0; k < v->n_items && v->items; k++)
+        fm_free(v->items[k]);
     fm_free(v->items);
     fm_free(v->nums);
     memset(v, 0, sizeof *v);
@@ -129,7 +133,8 @@ static int allowed_index(const char *allowed, const char *name, size_t len) {
 
 /* "a|b|c" -> "a, b, c" appended to b. */
 static void append_allowed(FmStrBuf *b, const char *allowed) {
-    for (const char *p = allowed; *p; p++) fm_strbuf_append_n(b, *p == '|' ? ", " : p, *p == '|' ? 2 : 1);
+    for (const char *p = allowed; *p; p++)
+        fm_strbuf_append_n(b, *p == '|' ? ", " : p, *p == '|' ? 2 : 1);
 }
 
 /* Parses a whole string as a finite double; 0 when it is not one. */
@@ -143,15 +148,19 @@ static int parse_double(const char *s, double *out) {
 }
 
 static const char *trim_copy(const char *s, size_t len, char *buf, size_t cap) {
-    while (len && isspace((unsigned char)*s)) s++, len--;
-    while (len && isspace((unsigned char)s[len - 1])) len--;
+    while (len && isspace((unsigned char)*s))
+        s++, len--;
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
     if (len >= cap) len = cap - 1;
     memcpy(buf, s, len);
     buf[len] = '\0';
     return buf;
 }
 
-static FmStatus nomem(FmError *err) { return FM_FAIL(err, FM_ERR_NOMEM, NULL, "configuration: out of memory"); }
+static FmStatus nomem(FmError *err) {
+    return FM_FAIL(err, FM_ERR_NOMEM, NULL, "configuration: out of memory");
+}
 
 /* Parses `text` as a value of key `k` into `v` (zeroed by the caller; freed by the caller on
  * failure). The message names no place: callers add it. */
@@ -178,13 +187,15 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
         if (!parse_double(text, &x))
             return FM_FAIL(err, FM_ERR_CONFIG, NULL, "expected a number, got \"%s\"", text);
         if (x < k->min || x > k->max)
-            return FM_FAIL(err, FM_ERR_CONFIG, NULL, "%s is out of range [%.15g, %.15g]", text, k->min, k->max);
+            return FM_FAIL(err, FM_ERR_CONFIG, NULL, "%s is out of range [%.15g, %.15g]", text, k->min,
+                           k->max);
         v->f = x;
         fm_strbuf_format_double(canon, sizeof canon, x);
         break;
     }
     case FM_CFG_BOOL: {
-        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off",
+                                                                                    "0"};
         int found = -1;
         for (int j = 0; j < 4; j++) {
             if (strcasecmp(text, yes[j]) == 0) found = 1;
@@ -197,9 +208,11 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
     }
     case FM_CFG_STRING:
         for (const char *p = text; *p; p++)
-            if (iscntrl((unsigned char)*p)) return FM_FAIL(err, FM_ERR_CONFIG, NULL, "contains a control character");
+            if (iscntrl((unsigned char)*p))
+                return FM_FAIL(err, FM_ERR_CONFIG, NULL, "contains a control character");
         if (text[0] == ';' || text[0] == '#' || strstr(text, " ;") || strstr(text, "\t;"))
-            return FM_FAIL(err, FM_ERR_CONFIG, NULL, "\"%s\" would be read back as a comment (\";\" or \"#\")", text);
+            return FM_FAIL(err, FM_ERR_CONFIG, NULL,
+                           "\"%s\" would be read back as a comment (\";\" or \"#\")", text);
         if (tlen && (isspace((unsigned char)text[0]) || isspace((unsigned char)text[tlen - 1])))
             return FM_FAIL(err, FM_ERR_CONFIG, NULL, "leading or trailing spaces are not kept");
         snprintf(canon, sizeof canon, "%s", text);
@@ -210,7 +223,8 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
             FmStrBuf b;
             fm_strbuf_init(&b);
             append_allowed(&b, k->allowed);
-            FmStatus st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "\"%s\" is not one of %s", text, b.data ? b.data : k->allowed);
+            FmStatus st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "\"%s\" is not one of %s", text,
+                                  b.data ? b.data : k->allowed);
             fm_strbuf_free(&b);
             return st;
         }
@@ -223,13 +237,16 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
         /* Count the items, then parse each one. */
         size_t n = 0;
         int any = 0;
-        for (const char *p = text; *p; p++) any |= !isspace((unsigned char)*p);
+        for (const char *p = text; *p; p++)
+            any |= !isspace((unsigned char)*p);
         if (any) {
             n = 1;
-            for (const char *p = text; *p; p++) n += *p == ',';
+            for (const char *p = text; *p; p++)
+                n += *p == ',';
         }
         if (k->type == FM_CFG_LIST && ((double)n < k->min || (double)n > k->max))
-            return FM_FAIL(err, FM_ERR_CONFIG, NULL, "%zu items, expected between %.0f and %.0f", n, k->min, k->max);
+            return FM_FAIL(err, FM_ERR_CONFIG, NULL, "%zu items, expected between %.0f and %.0f", n, k->min,
+                           k->max);
         if (n) {
             if (k->type == FM_CFG_LIST) {
                 v->items = fm_calloc(n, sizeof *v->items);
@@ -254,10 +271,11 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
             } else if (k->type == FM_CFG_FLOAT_LIST) {
                 double x;
                 if (!parse_double(item, &x))
-                    st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "item %zu: expected a number, got \"%s\"", j + 1, item);
+                    st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "item %zu: expected a number, got \"%s\"", j + 1,
+                                 item);
                 else if (x < k->min || x > k->max)
-                    st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "item %zu: %s is out of range [%.15g, %.15g]", j + 1, item,
-                                 k->min, k->max);
+                    st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "item %zu: %s is out of range [%.15g, %.15g]",
+                                 j + 1, item, k->min, k->max);
                 else {
                     v->nums[j] = x;
                     if (j) fm_strbuf_append(&b, ", ");
@@ -268,7 +286,8 @@ static FmStatus parse_value(const FmConfigKey *k, const char *text, FmConfigValu
                     FmStrBuf a;
                     fm_strbuf_init(&a);
                     append_allowed(&a, k->allowed);
-                    st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "\"%s\" is not one of %s", item, a.data ? a.data : k->allowed);
+                    st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "\"%s\" is not one of %s", item,
+                                 a.data ? a.data : k->allowed);
                     fm_strbuf_free(&a);
                 } else if (strpbrk(item, ";#")) {
                     st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "item \"%s\" contains \";\" or \"#\"", item);
@@ -333,7 +352,8 @@ static int find_dotted(const char *name) {
 
 void fm_config_free(FmConfig *cfg) {
     if (!cfg) return;
-    for (int i = 0; i < cfg->n && cfg->values; i++) value_clear(&cfg->values[i]);
+    for (int i = 0; i < cfg->n && cfg->values; i++)
+        value_clear(&cfg->values[i]);
     fm_free(cfg->values);
     cfg->values = NULL;
     cfg->n = 0;
@@ -413,7 +433,8 @@ static int edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 99;
     int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
         int diag = row[0];
         row[0] = (int)i;
@@ -438,12 +459,15 @@ static FmStatus unknown_key(FmError *err, const char *section, const char *key) 
         int d = edit_distance(key, SCHEMA[i].key);
         if (d < best_d) best_d = d, best = i;
     }
-    if (best >= 0) return FM_FAIL(err, FM_ERR_CONFIG, NULL, "unknown key (did you mean \"%s\"?)", SCHEMA[best].key);
+    if (best >= 0)
+        return FM_FAIL(err, FM_ERR_CONFIG, NULL, "unknown key (did you mean \"%s\"?)", SCHEMA[best].key);
     FmStrBuf b;
     fm_strbuf_init(&b);
     for (int i = 0; i < N_KEYS; i++)
-        if (strcmp(SCHEMA[i].section, section) == 0) fm_strbuf_appendf(&b, "%s%s", b.len ? ", " : "", SCHEMA[i].key);
-    FmStatus st = FM_FAIL(err, FM_ERR_CONFIG, NULL, "unknown key (keys of [%s]: %s)", section, b.data ? b.data : "?");
+        if (strcmp(SCHEMA[i].section, section) == 0)
+            fm_strbuf_appendf(&b, "%s%s", b.len ? ", " : "", SCHEMA[i].key);
+    FmStatus st =
+        FM_FAIL(err, FM_ERR_CONFIG, NULL, "unknown key (keys of [%s]: %s)", section, b.data ? b.data : "?");
     fm_strbuf_free(&b);
     return st;
 }
@@ -466,13 +490,13 @@ static FmStatus unknown_section(FmError *err) {
 /* State of one file being parsed. libinih pulls lines through `read_line` (one call per
  * physical line, so the count of calls is the line number) and reports pairs to `on_pair`. */
 typedef struct {
-    FmConfig *cfg;       /* the working copy */
-    const char *name;    /* file name for messages */
-    const char *pos;     /* next unread character */
-    int line;            /* current line number */
-    int *set_on_line;    /* per key: the line of this file that set it, 0 if none */
-    int section_ok;      /* the current section is known */
-    FmError first;       /* the first error found (code FM_OK if none) */
+    FmConfig *cfg;    /* the working copy */
+    const char *name; /* file name for messages */
+    const char *pos;  /* next unread character */
+    int line;         /* current line number */
+    int *set_on_line; /* per key: the line of this file that set it, 0 if none */
+    int section_ok;   /* the current section is known */
+    FmError first;    /* the first error found (code FM_OK if none) */
     int first_line;
 } ParseState;
 
@@ -497,9 +521,11 @@ static char *read_line(char *str, int num, void *stream) {
     const char *start = ps->pos, *nl = strchr(start, '\n');
     size_t len = nl ? (size_t)(nl - start) : strlen(start);
     ps->pos = nl ? nl + 1 : start + len;
-    if (ps->line == 1 && len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) start += 3, len -= 3; /* UTF-8 BOM */
+    if (ps->line == 1 && len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0)
+        start += 3, len -= 3; /* UTF-8 BOM */
     /* Indentation is dropped, so libinih never treats a line as a continuation. */
-    while (len && (*start == ' ' || *start == '\t')) start++, len--;
+    while (len && (*start == ' ' || *start == '\t'))
+        start++, len--;
     if (len && start[len - 1] == '\r') len--;
     if (len > FM_CONFIG_MAX_LINE || len + 3 > (size_t)num) {
         FmError e;
@@ -574,7 +600,8 @@ FmStatus fm_config_load_string(FmConfig *cfg, const char *text, const char *name
     if (rc > 0) {
         /* libinih's first syntax error (on_pair never fails, so rc is only that). */
         FmError e;
-        FM_FAIL(&e, FM_ERR_CONFIG, NULL, "syntax error: expected \"[section]\", \"key = value\" or a comment");
+        FM_FAIL(&e, FM_ERR_CONFIG, NULL,
+                "syntax error: expected \"[section]\", \"key = value\" or a comment");
         record(&ps, rc, NULL, NULL, &e);
     } else if (rc < 0 && ps.first.code == FM_OK) {
         FmError e;
@@ -610,7 +637,8 @@ FmStatus fm_config_load(FmConfig *cfg, const char *path, FmError *err) {
     if (bad)
         st = FM_FAIL(err, FM_ERR_IO, path, "cannot read configuration");
     else if (n > MAX_FILE_BYTES)
-        st = FM_FAIL(err, FM_ERR_CONFIG, path, "larger than %d bytes: not a configuration file", MAX_FILE_BYTES);
+        st = FM_FAIL(err, FM_ERR_CONFIG, path, "larger than %d bytes: not a configuration file",
+                     MAX_FILE_BYTES);
     else if (memchr(text, '\0', n))
         st = FM_FAIL(err, FM_ERR_CONFIG, path, "contains a NUL byte: not a text file");
     else {
@@ -646,8 +674,10 @@ FmStatus fm_config_apply_set(FmConfig *cfg, const char *assignment, FmError *err
     /* Trim, then check the length as parse_value would (it sees at most the buffer). */
     const char *v0 = eq + 1;
     size_t vlen = strlen(v0);
-    while (vlen && isspace((unsigned char)*v0)) v0++, vlen--;
-    while (vlen && isspace((unsigned char)v0[vlen - 1])) vlen--;
+    while (vlen && isspace((unsigned char)*v0))
+        v0++, vlen--;
+    while (vlen && isspace((unsigned char)v0[vlen - 1]))
+        vlen--;
     size_t room = FM_CONFIG_MAX_LINE - strlen(SCHEMA[i].key) - 3;
     if (vlen > room) return FM_FAIL(err, FM_ERR_CONFIG, where, "value longer than %zu characters", room);
     char value[FM_CONFIG_MAX_LINE + 1];
@@ -674,16 +704,20 @@ static FmStatus fail_at(const FmConfig *cfg, FmError *err, const char *name, con
     va_end(ap);
     const char *where = cfg->values[i].where;
     if (where && strncmp(where, "--set ", 6) == 0) return FM_FAIL(err, FM_ERR_CONFIG, where, "%s", msg);
-    return FM_FAIL(err, FM_ERR_CONFIG, where ? where : "", "[%s] %s: %s", SCHEMA[i].section, SCHEMA[i].key, msg);
+    return FM_FAIL(err, FM_ERR_CONFIG, where ? where : "", "[%s] %s: %s", SCHEMA[i].section, SCHEMA[i].key,
+                   msg);
 }
 
 FmStatus fm_config_check(const FmConfig *cfg, FmError *err) {
     long experts = fm_config_int(cfg, "model.experts"), top_k = fm_config_int(cfg, "model.top_k");
-    if (top_k > experts) return fail_at(cfg, err, "model.top_k", "%ld is more than model.experts (%ld)", top_k, experts);
+    if (top_k > experts)
+        return fail_at(cfg, err, "model.top_k", "%ld is more than model.experts (%ld)", top_k, experts);
     long heads = fm_config_int(cfg, "model.heads");
     long d = fm_config_int(cfg, "model.d_model"), dt = fm_config_int(cfg, "model.time_dim");
-    if (d % heads) return fail_at(cfg, err, "model.heads", "%ld does not divide model.d_model (%ld)", heads, d);
-    if (dt % heads) return fail_at(cfg, err, "model.heads", "%ld does not divide model.time_dim (%ld)", heads, dt);
+    if (d % heads)
+        return fail_at(cfg, err, "model.heads", "%ld does not divide model.d_model (%ld)", heads, d);
+    if (dt % heads)
+        return fail_at(cfg, err, "model.heads", "%ld does not divide model.time_dim (%ld)", heads, dt);
     size_t nw = fm_config_list_len(cfg, "train.task_weights"), nt = fm_config_list_len(cfg, "data.tasks");
     if (nw && nw != nt)
         return fail_at(cfg, err, "train.task_weights", "%zu weights for %zu tasks (data.tasks = %s)", nw, nt,
@@ -702,13 +736,21 @@ static const FmConfigValue *typed(const FmConfig *cfg, const char *name, FmConfi
     return &cfg->values[i];
 }
 
-long fm_config_int(const FmConfig *cfg, const char *name) { return typed(cfg, name, FM_CFG_INT, FM_CFG_INT)->i; }
-double fm_config_float(const FmConfig *cfg, const char *name) { return typed(cfg, name, FM_CFG_FLOAT, FM_CFG_FLOAT)->f; }
-int fm_config_bool(const FmConfig *cfg, const char *name) { return typed(cfg, name, FM_CFG_BOOL, FM_CFG_BOOL)->b; }
+long fm_config_int(const FmConfig *cfg, const char *name) {
+    return typed(cfg, name, FM_CFG_INT, FM_CFG_INT)->i;
+}
+double fm_config_float(const FmConfig *cfg, const char *name) {
+    return typed(cfg, name, FM_CFG_FLOAT, FM_CFG_FLOAT)->f;
+}
+int fm_config_bool(const FmConfig *cfg, const char *name) {
+    return typed(cfg, name, FM_CFG_BOOL, FM_CFG_BOOL)->b;
+}
 const char *fm_config_string(const FmConfig *cfg, const char *name) {
     return typed(cfg, name, FM_CFG_STRING, FM_CFG_ENUM)->text;
 }
-int fm_config_enum(const FmConfig *cfg, const char *name) { return typed(cfg, name, FM_CFG_ENUM, FM_CFG_ENUM)->choice; }
+int fm_config_enum(const FmConfig *cfg, const char *name) {
+    return typed(cfg, name, FM_CFG_ENUM, FM_CFG_ENUM)->choice;
+}
 size_t fm_config_list_len(const FmConfig *cfg, const char *name) {
     return typed(cfg, name, FM_CFG_LIST, FM_CFG_FLOAT_LIST)->n_items;
 }
@@ -722,7 +764,9 @@ double fm_config_float_item(const FmConfig *cfg, const char *name, size_t i) {
     FM_ASSERT(i < v->n_items);
     return v->nums[i];
 }
-const char *fm_config_text(const FmConfig *cfg, const char *name) { return cfg->values[find_dotted(name)].text; }
+const char *fm_config_text(const FmConfig *cfg, const char *name) {
+    return cfg->values[find_dotted(name)].text;
+}
 const char *fm_config_where(const FmConfig *cfg, const char *name) {
     const char *w = cfg->values[find_dotted(name)].where;
     return w ? w : "default";
@@ -757,14 +801,16 @@ static void append_comment(FmStrBuf *b, const char *text, size_t width) {
         size_t len = strlen(text);
         if (len + 2 > width) {
             len = width - 2;
-            while (len > 0 && text[len] != ' ') len--;
+            while (len > 0 && text[len] != ' ')
+                len--;
             if (len == 0) len = width - 2; /* one long word: cut it */
         }
         fm_strbuf_append(b, "# ");
         fm_strbuf_append_n(b, text, len);
         fm_strbuf_append(b, "\n");
         text += len;
-        while (*text == ' ') text++;
+        while (*text == ' ')
+            text++;
     }
 }
 
@@ -775,14 +821,17 @@ FmStatus fm_config_to_ini(const FmConfig *cfg, char **text, FmError *err) {
     fm_strbuf_append(&b, "# FuseMoE-C study configuration, resolved: every key with its value.\n");
     for (int i = 0; i < N_KEYS; i++) {
         const FmConfigKey *k = &SCHEMA[i];
-        if (i == 0 || strcmp(k->section, SCHEMA[i - 1].section) != 0) fm_strbuf_appendf(&b, "\n[%s]\n", k->section);
+        if (i == 0 || strcmp(k->section, SCHEMA[i - 1].section) != 0)
+            fm_strbuf_appendf(&b, "\n[%s]\n", k->section);
         FmStrBuf c;
         fm_strbuf_init(&c);
         fm_strbuf_appendf(&c, "%s (%s: ", k->doc, type_name(k->type));
         append_rule(&c, k, 0);
         fm_strbuf_appendf(&c, "; default: %s)", k->default_text[0] ? k->default_text : "empty");
-        if (c.failed) b.failed = 1;
-        else append_comment(&b, c.data, 96);
+        if (c.failed)
+            b.failed = 1;
+        else
+            append_comment(&b, c.data, 96);
         fm_strbuf_free(&c);
         const char *v = cfg->values[i].text;
         fm_strbuf_appendf(&b, "%s =%s%s\n", k->key, v[0] ? " " : "", v);

@@ -31,8 +31,8 @@
 #define FM_CONFIG_MAX_LINE 197
 
 typedef enum {
-    FM_CFG_INT,       /* long, bounds [min, max] */
-    FM_CFG_FLOAT,     /* double, bounds [min, max] */
+    FM_CFG_INT,   /* long, bounds [min, max] */
+    FM_CFG_FLOAT, /* double, bounds [min, max] */
     FM_CFG_BOOL,
     FM_CFG_STRING,
     FM_CFG_ENUM,      /* one of `allowed` */
@@ -102,8 +102,8 @@ long fm_config_int(const FmConfig *cfg, const char *name);
 double fm_config_float(const FmConfig *cfg, const char *name);
 int fm_config_bool(const FmConfig *cfg, const char *name);
 const char *fm_config_string(const FmConfig *cfg, const char *name); /* STRING or ENUM */
-int fm_config_enum(const FmConfig *cfg, const char *name); /* index among the allowed names */
-size_t fm_config_list_len(const FmConfig *cfg, const char *name); /* LIST or FLOAT_LIST */
+int fm_config_enum(const FmConfig *cfg, const char *name);           /* index among the allowed names */
+size_t fm_config_list_len(const FmConfig *cfg, const char *name);    /* LIST or FLOAT_LIST */
 const char *fm_config_list_item(const FmConfig *cfg, const char *name, size_t i);
 double fm_config_float_item(const FmConfig *cfg, const char *name, size_t i);
 /* The value as it is written back (canonical text), for any type. */

@@ -19,7 +19,9 @@ static FmStatus nomem(FmError *err, const char *name) {
     return FM_FAIL(err, FM_ERR_NOMEM, NULL, "metrics.json: out of memory adding \"%s\"", name);
 }
 
-static cJSON *number_or_null(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+static cJSON *number_or_null(double v) {
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
 
 /* Adds `item` (may be NULL: allocation failed) under `name`; frees it if it cannot be added. */
 static FmStatus attach(cJSON *obj, const char *name, cJSON *item, FmError *err) {
@@ -104,7 +106,8 @@ static FmStatus add_metric(cJSON *o, const FmMetricSpec *spec, const float *pred
     return attach(o, name, m, err);
 }
 
-static FmStatus add_bootstrap_settings(cJSON *o, const FmBootstrapConfig *boot, int stratified, FmError *err) {
+static FmStatus add_bootstrap_settings(cJSON *o, const FmBootstrapConfig *boot, int stratified,
+                                       FmError *err) {
     if (!boot || boot->n_resamples <= 0) return FM_OK;
     cJSON *b = cJSON_CreateObject();
     if (!b) return nomem(err, "bootstrap");
@@ -128,14 +131,14 @@ static FmStatus finish(cJSON *obj, const char *name, cJSON *r, FmStatus st, FmEr
     return attach(obj, name, r, err);
 }
 
-FmStatus fm_json_add_binary_report(cJSON *obj, const char *name, const float *score,
-                                   const float *label, size_t n, double threshold,
-                                   const FmBootstrapConfig *boot, FmError *err) {
+FmStatus fm_json_add_binary_report(cJSON *obj, const char *name, const float *score, const float *label,
+                                   size_t n, double threshold, const FmBootstrapConfig *boot, FmError *err) {
     use_fm_alloc();
     cJSON *r = cJSON_CreateObject();
     if (!r) return nomem(err, name);
     size_t n_pos = 0;
-    for (size_t i = 0; i < n; i++) n_pos += label[i] == 1.0f;
+    for (size_t i = 0; i < n; i++)
+        n_pos += label[i] == 1.0f;
     FmStatus st = attach(r, "kind", cJSON_CreateString("binary"), err);
     if (st == FM_OK) st = attach(r, "n", cJSON_CreateNumber((double)n), err);
     if (st == FM_OK) st = attach(r, "n_positive", cJSON_CreateNumber((double)n_pos), err);
@@ -151,9 +154,8 @@ FmStatus fm_json_add_binary_report(cJSON *obj, const char *name, const float *sc
     return finish(obj, name, r, st, err);
 }
 
-FmStatus fm_json_add_regression_report(cJSON *obj, const char *name, const float *pred,
-                                       const float *target, size_t n,
-                                       const FmBootstrapConfig *boot, FmError *err) {
+FmStatus fm_json_add_regression_report(cJSON *obj, const char *name, const float *pred, const float *target,
+                                       size_t n, const FmBootstrapConfig *boot, FmError *err) {
     use_fm_alloc();
     cJSON *r = cJSON_CreateObject();
     if (!r) return nomem(err, name);
@@ -177,9 +179,8 @@ static cJSON *value_used(double v, int used) {
     return o;
 }
 
-FmStatus fm_json_add_multilabel_report(cJSON *obj, const char *name, const float *score,
-                                       const float *label, const uint8_t *mask, size_t n,
-                                       int L, const char *const *label_names,
+FmStatus fm_json_add_multilabel_report(cJSON *obj, const char *name, const float *score, const float *label,
+                                       const uint8_t *mask, size_t n, int L, const char *const *label_names,
                                        const double *threshold, FmError *err) {
     use_fm_alloc();
     if (L < 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "multi-label report: L = %d", L);
@@ -195,7 +196,8 @@ FmStatus fm_json_add_multilabel_report(cJSON *obj, const char *name, const float
     int used_auc, used_f1;
     FmStatus st = fm_metrics_macro_auroc(score, label, mask, n, L, auc, &used_auc, &macro_auc, err);
     if (st == FM_OK) st = fm_metrics_micro_auroc(score, label, mask, n, L, &micro_auc, err);
-    if (st == FM_OK) st = fm_metrics_macro_f1(score, label, mask, n, L, threshold, f1, &used_f1, &macro_f1, err);
+    if (st == FM_OK)
+        st = fm_metrics_macro_f1(score, label, mask, n, L, threshold, f1, &used_f1, &macro_f1, err);
     if (st == FM_OK) st = attach(r, "kind", cJSON_CreateString("multilabel"), err);
     if (st == FM_OK) st = attach(r, "n", cJSON_CreateNumber((double)n), err);
     if (st == FM_OK) st = attach(r, "labels", cJSON_CreateNumber(L), err);

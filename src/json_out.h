@@ -44,23 +44,20 @@ FmStatus fm_json_add_ci(cJSON *obj, const char *name, const FmBootstrapCI *ci, F
  * binary metrics are always resampled by class). score must be probabilities in [0, 1]
  * (Brier and ECE need them). Failures of the metrics (bad labels, probabilities outside [0,
  * 1]) are passed on. */
-FmStatus fm_json_add_binary_report(cJSON *obj, const char *name, const float *score,
-                                   const float *label, size_t n, double threshold,
-                                   const FmBootstrapConfig *boot, FmError *err);
+FmStatus fm_json_add_binary_report(cJSON *obj, const char *name, const float *score, const float *label,
+                                   size_t n, double threshold, const FmBootstrapConfig *boot, FmError *err);
 
 /* Adds the report of a regression task: n, MAE, RMSE, R^2, with plain bootstrap intervals when
  * `boot` is not NULL and boot->n_resamples > 0. */
-FmStatus fm_json_add_regression_report(cJSON *obj, const char *name, const float *pred,
-                                       const float *target, size_t n,
-                                       const FmBootstrapConfig *boot, FmError *err);
+FmStatus fm_json_add_regression_report(cJSON *obj, const char *name, const float *pred, const float *target,
+                                       size_t n, const FmBootstrapConfig *boot, FmError *err);
 
 /* Adds the report of a multi-label task (score, label, mask (n, L) as in src/metrics.h):
  * n, labels, macro_auroc {value, labels_used}, micro_auroc, macro_f1 {value, labels_used} at
  * `threshold` (L values, NULL = 0.5), and per_label: {label name: {"auroc", "f1"}} (names
  * "0", "1", ... when `label_names` is NULL). No bootstrap intervals. */
-FmStatus fm_json_add_multilabel_report(cJSON *obj, const char *name, const float *score,
-                                       const float *label, const uint8_t *mask, size_t n,
-                                       int L, const char *const *label_names,
+FmStatus fm_json_add_multilabel_report(cJSON *obj, const char *name, const float *score, const float *label,
+                                       const uint8_t *mask, size_t n, int L, const char *const *label_names,
                                        const double *threshold, FmError *err);
 
 /* Adds the resolved configuration as "name": {"section": {"key": value, ...}, ...} with typed

@@ -20,16 +20,14 @@ typedef struct {
 } PairStats;
 
 static FmStatus bad_label(FmError *err, size_t i, size_t stride, size_t col, float v) {
-    if (stride == 1)
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "label[%zu] = %g: expected 0 or 1", i, (double)v);
-    return FM_FAIL(err, FM_ERR_ARG, NULL, "label[%zu, %zu] = %g: expected 0 or 1", i, col,
-                   (double)v);
+    if (stride == 1) return FM_FAIL(err, FM_ERR_ARG, NULL, "label[%zu] = %g: expected 0 or 1", i, (double)v);
+    return FM_FAIL(err, FM_ERR_ARG, NULL, "label[%zu, %zu] = %g: expected 0 or 1", i, col, (double)v);
 }
 
 /* Checks the labels of the known entries of column `col` of (n, stride) matrices (stride 1:
  * plain vectors) and counts classes and NaN scores. */
-static FmStatus check_column(const float *score, const float *label, const uint8_t *mask,
-                             size_t n, size_t stride, size_t col, PairStats *st, FmError *err) {
+static FmStatus check_column(const float *score, const float *label, const uint8_t *mask, size_t n,
+                             size_t stride, size_t col, PairStats *st, FmError *err) {
     memset(st, 0, sizeof *st);
     for (size_t i = 0; i < n; i++) {
         size_t k = i * stride + col;
@@ -53,8 +51,8 @@ static int cmp_pair_desc(const void *a, const void *b) {
 
 /* Copies the known entries of column `col` into buf (capacity >= n) and sorts them by
  * decreasing score; returns the number copied. Scores must not be NaN. */
-static size_t gather_sorted(const float *score, const float *label, const uint8_t *mask,
-                            size_t n, size_t stride, size_t col, Pair *buf) {
+static size_t gather_sorted(const float *score, const float *label, const uint8_t *mask, size_t n,
+                            size_t stride, size_t col, Pair *buf) {
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = i * stride + col;
@@ -113,8 +111,8 @@ static double auprc_sorted(const Pair *p, size_t m, size_t n_pos) {
 
 /* Shared front end of the ranking metrics over a plain vector: validates, returns NaN cases
  * through *undefined, otherwise an allocated sorted copy in *pairs. */
-static FmStatus sorted_pairs(const float *score, const float *label, size_t n, Pair **pairs,
-                             PairStats *st, FmError *err) {
+static FmStatus sorted_pairs(const float *score, const float *label, size_t n, Pair **pairs, PairStats *st,
+                             FmError *err) {
     *pairs = NULL;
     FmStatus rc = check_column(score, label, NULL, n, 1, 0, st, err);
     if (rc != FM_OK || st->has_nan || n == 0) return rc;
@@ -124,8 +122,7 @@ static FmStatus sorted_pairs(const float *score, const float *label, size_t n, P
     return FM_OK;
 }
 
-FmStatus fm_metrics_auroc(const float *score, const float *label, size_t n, double *out,
-                          FmError *err) {
+FmStatus fm_metrics_auroc(const float *score, const float *label, size_t n, double *out, FmError *err) {
     *out = NAN;
     Pair *p;
     PairStats st;
@@ -136,8 +133,7 @@ FmStatus fm_metrics_auroc(const float *score, const float *label, size_t n, doub
     return FM_OK;
 }
 
-FmStatus fm_metrics_auprc(const float *score, const float *label, size_t n, double *out,
-                          FmError *err) {
+FmStatus fm_metrics_auprc(const float *score, const float *label, size_t n, double *out, FmError *err) {
     *out = NAN;
     Pair *p;
     PairStats st;
@@ -170,13 +166,13 @@ static FmStatus f1_column(const float *score, const float *label, const uint8_t 
     return FM_OK;
 }
 
-FmStatus fm_metrics_f1(const float *score, const float *label, size_t n, double threshold,
-                       double *out, FmError *err) {
+FmStatus fm_metrics_f1(const float *score, const float *label, size_t n, double threshold, double *out,
+                       FmError *err) {
     return f1_column(score, label, NULL, n, 1, 0, threshold, out, err);
 }
 
-FmStatus fm_metrics_best_f1_threshold(const float *score, const float *label, size_t n,
-                                      FmThreshold *out, FmError *err) {
+FmStatus fm_metrics_best_f1_threshold(const float *score, const float *label, size_t n, FmThreshold *out,
+                                      FmError *err) {
     out->threshold = out->f1 = out->precision = out->recall = NAN;
     Pair *p;
     PairStats st;
@@ -218,14 +214,13 @@ static FmStatus check_probs(const float *prob, size_t n, int *has_nan, FmError *
         if (isnan(prob[i]))
             *has_nan = 1;
         else if (prob[i] < 0.0f || prob[i] > 1.0f)
-            return FM_FAIL(err, FM_ERR_ARG, NULL,
-                           "probability[%zu] = %g: expected a value in [0, 1]", i, (double)prob[i]);
+            return FM_FAIL(err, FM_ERR_ARG, NULL, "probability[%zu] = %g: expected a value in [0, 1]", i,
+                           (double)prob[i]);
     }
     return FM_OK;
 }
 
-FmStatus fm_metrics_brier(const float *prob, const float *label, size_t n, double *out,
-                          FmError *err) {
+FmStatus fm_metrics_brier(const float *prob, const float *label, size_t n, double *out, FmError *err) {
     *out = NAN;
     PairStats st;
     int has_nan;
@@ -250,8 +245,8 @@ static int calibration_bin(float prob, int M) {
 }
 
 /* Accumulates per-bin counts, probability sums and positive counts (arrays of M, zeroed). */
-static void calibration_sums(const float *prob, const float *label, size_t n, int M,
-                             size_t *count, double *sum_prob, double *sum_pos) {
+static void calibration_sums(const float *prob, const float *label, size_t n, int M, size_t *count,
+                             double *sum_prob, double *sum_pos) {
     for (size_t i = 0; i < n; i++) {
         int b = calibration_bin(prob[i], M);
         count[b]++;
@@ -260,8 +255,8 @@ static void calibration_sums(const float *prob, const float *label, size_t n, in
     }
 }
 
-FmStatus fm_metrics_calibration_curve(const float *prob, const float *label, size_t n,
-                                      int n_bins, FmCalibration *out, FmError *err) {
+FmStatus fm_metrics_calibration_curve(const float *prob, const float *label, size_t n, int n_bins,
+                                      FmCalibration *out, FmError *err) {
     memset(out, 0, sizeof *out);
     if (n_bins < 1) return FM_FAIL(err, FM_ERR_ARG, NULL, "calibration: n_bins = %d: expected >= 1", n_bins);
     PairStats st;
@@ -324,8 +319,8 @@ FmStatus fm_metrics_ece(const float *prob, const float *label, size_t n, int n_b
 }
 
 /* ROC (is_roc) or PR points over sorted pairs: one start point plus one per tie group. */
-static FmStatus curve_points(const Pair *p, size_t m, size_t n_pos, size_t n_neg, int is_roc,
-                             FmCurve *out, FmError *err) {
+static FmStatus curve_points(const Pair *p, size_t m, size_t n_pos, size_t n_neg, int is_roc, FmCurve *out,
+                             FmError *err) {
     size_t groups = 0;
     for (size_t i = 0; i < m; groups++) {
         size_t gp, gn;
@@ -380,13 +375,11 @@ static FmStatus curve(const float *score, const float *label, size_t n, int is_r
     return rc;
 }
 
-FmStatus fm_metrics_roc_curve(const float *score, const float *label, size_t n, FmCurve *out,
-                              FmError *err) {
+FmStatus fm_metrics_roc_curve(const float *score, const float *label, size_t n, FmCurve *out, FmError *err) {
     return curve(score, label, n, 1, out, err);
 }
 
-FmStatus fm_metrics_pr_curve(const float *score, const float *label, size_t n, FmCurve *out,
-                             FmError *err) {
+FmStatus fm_metrics_pr_curve(const float *score, const float *label, size_t n, FmCurve *out, FmError *err) {
     return curve(score, label, n, 0, out, err);
 }
 
@@ -410,7 +403,8 @@ static int all_finite(const float *a, const float *b, size_t n) {
 double fm_metrics_mae(const float *pred, const float *target, size_t n) {
     if (n == 0 || !all_finite(pred, target, n)) return NAN;
     double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += fabs((double)pred[i] - (double)target[i]);
+    for (size_t i = 0; i < n; i++)
+        sum += fabs((double)pred[i] - (double)target[i]);
     return sum / (double)n;
 }
 
@@ -427,7 +421,8 @@ double fm_metrics_rmse(const float *pred, const float *target, size_t n) {
 double fm_metrics_r2(const float *pred, const float *target, size_t n) {
     if (n == 0 || !all_finite(pred, target, n)) return NAN;
     double mean = 0.0;
-    for (size_t i = 0; i < n; i++) mean += (double)target[i];
+    for (size_t i = 0; i < n; i++)
+        mean += (double)target[i];
     mean /= (double)n;
     double ss_res = 0.0, ss_tot = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -441,13 +436,13 @@ double fm_metrics_r2(const float *pred, const float *target, size_t n) {
 
 /* ---- multi-label ---- */
 
-FmStatus fm_metrics_macro_auroc(const float *score, const float *label, const uint8_t *mask,
-                                size_t n, int L, double *per_label, int *n_used, double *out,
-                                FmError *err) {
+FmStatus fm_metrics_macro_auroc(const float *score, const float *label, const uint8_t *mask, size_t n, int L,
+                                double *per_label, int *n_used, double *out, FmError *err) {
     *out = NAN;
     if (n_used) *n_used = 0;
     if (L < 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "macro AUROC: L = %d", L);
-    for (int l = 0; per_label && l < L; l++) per_label[l] = NAN;
+    for (int l = 0; per_label && l < L; l++)
+        per_label[l] = NAN;
     /* Validate everything first so that a bad label anywhere is reported, whatever else. */
     PairStats *st = fm_calloc((size_t)L, sizeof *st);
     Pair *buf = fm_malloc_array(n, sizeof *buf);
@@ -480,8 +475,8 @@ FmStatus fm_metrics_macro_auroc(const float *score, const float *label, const ui
     return FM_OK;
 }
 
-FmStatus fm_metrics_micro_auroc(const float *score, const float *label, const uint8_t *mask,
-                                size_t n, int L, double *out, FmError *err) {
+FmStatus fm_metrics_micro_auroc(const float *score, const float *label, const uint8_t *mask, size_t n, int L,
+                                double *out, FmError *err) {
     *out = NAN;
     if (L < 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "micro AUROC: L = %d", L);
     /* Row-major (n, L) matrices are one vector of n * L entries for pooling. */
@@ -501,13 +496,14 @@ FmStatus fm_metrics_micro_auroc(const float *score, const float *label, const ui
     return FM_OK;
 }
 
-FmStatus fm_metrics_macro_f1(const float *score, const float *label, const uint8_t *mask,
-                             size_t n, int L, const double *threshold, double *per_label,
-                             int *n_used, double *out, FmError *err) {
+FmStatus fm_metrics_macro_f1(const float *score, const float *label, const uint8_t *mask, size_t n, int L,
+                             const double *threshold, double *per_label, int *n_used, double *out,
+                             FmError *err) {
     *out = NAN;
     if (n_used) *n_used = 0;
     if (L < 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "macro F1: L = %d", L);
-    for (int l = 0; per_label && l < L; l++) per_label[l] = NAN;
+    for (int l = 0; per_label && l < L; l++)
+        per_label[l] = NAN;
     double sum = 0.0;
     int used = 0, has_nan = 0;
     for (int l = 0; l < L; l++) {
@@ -520,8 +516,7 @@ FmStatus fm_metrics_macro_f1(const float *score, const float *label, const uint8
             continue;
         }
         double f1;
-        rc = f1_column(score, label, mask, n, (size_t)L, (size_t)l, threshold ? threshold[l] : 0.5,
-                       &f1, err);
+        rc = f1_column(score, label, mask, n, (size_t)L, (size_t)l, threshold ? threshold[l] : 0.5, &f1, err);
         if (rc != FM_OK) return rc;
         if (isnan(f1)) {
             has_nan = 1;
@@ -538,8 +533,8 @@ FmStatus fm_metrics_macro_f1(const float *score, const float *label, const uint8
 
 /* ---- metrics by name ---- */
 
-static const char *const METRIC_NAMES[FM_METRIC_KIND_COUNT] = {
-    "auroc", "auprc", "f1", "brier", "ece", "mae", "rmse", "r2"};
+static const char *const METRIC_NAMES[FM_METRIC_KIND_COUNT] = {"auroc", "auprc", "f1",   "brier",
+                                                               "ece",   "mae",   "rmse", "r2"};
 
 const char *fm_metrics_name(FmMetricKind kind) {
     FM_ASSERT((int)kind >= 0 && (int)kind < FM_METRIC_KIND_COUNT);
@@ -556,15 +551,16 @@ FmStatus fm_metrics_parse_kind(const char *name, FmMetricKind *out, FmError *err
                    "unknown metric \"%s\" (known: auroc, auprc, f1, brier, ece, mae, rmse, r2)", name);
 }
 
-int fm_metrics_is_binary(FmMetricKind kind) { return kind <= FM_METRIC_ECE; }
-
-int fm_metrics_higher_is_better(FmMetricKind kind) {
-    return kind == FM_METRIC_AUROC || kind == FM_METRIC_AUPRC || kind == FM_METRIC_F1 ||
-           kind == FM_METRIC_R2;
+int fm_metrics_is_binary(FmMetricKind kind) {
+    return kind <= FM_METRIC_ECE;
 }
 
-FmStatus fm_metrics_eval(const void *ctx, const float *pred, const float *target, size_t n,
-                         double *out, FmError *err) {
+int fm_metrics_higher_is_better(FmMetricKind kind) {
+    return kind == FM_METRIC_AUROC || kind == FM_METRIC_AUPRC || kind == FM_METRIC_F1 || kind == FM_METRIC_R2;
+}
+
+FmStatus fm_metrics_eval(const void *ctx, const float *pred, const float *target, size_t n, double *out,
+                         FmError *err) {
     const FmMetricSpec *spec = ctx;
     switch (spec->kind) {
     case FM_METRIC_AUROC: return fm_metrics_auroc(pred, target, n, out, err);

@@ -36,8 +36,7 @@
  *   AUROC = (sum over pairs [s_pos > s_neg] + 0.5 [s_pos == s_neg]) / (n_pos * n_neg).
  * This equals the trapezoidal area under the ROC curve (scikit-learn's roc_auc_score).
  * NaN when n_pos = 0 or n_neg = 0, or a score is NaN. */
-FmStatus fm_metrics_auroc(const float *score, const float *label, size_t n, double *out,
-                          FmError *err);
+FmStatus fm_metrics_auroc(const float *score, const float *label, size_t n, double *out, FmError *err);
 
 /* Area under the precision-recall curve as average precision, the step-wise sum that
  * scikit-learn's average_precision_score computes:
@@ -46,14 +45,13 @@ FmStatus fm_metrics_auroc(const float *score, const float *label, size_t n, doub
  * with P_k, R_k the precision and recall at t_k and R_0 = 0. Tied scores enter together, so
  * there is no interpolation between them. NaN when there is no positive or a score is NaN;
  * 1 when every sample is positive. */
-FmStatus fm_metrics_auprc(const float *score, const float *label, size_t n, double *out,
-                          FmError *err);
+FmStatus fm_metrics_auprc(const float *score, const float *label, size_t n, double *out, FmError *err);
 
 /* F1 = 2 TP / (2 TP + FP + FN) predicting positive when score >= threshold.
  * NaN when TP + FP + FN = 0 (no positive label and no positive prediction), or when the
  * threshold or a score is NaN. */
-FmStatus fm_metrics_f1(const float *score, const float *label, size_t n, double threshold,
-                       double *out, FmError *err);
+FmStatus fm_metrics_f1(const float *score, const float *label, size_t n, double threshold, double *out,
+                       FmError *err);
 
 /* A decision threshold and what it achieves on the samples it was chosen on. */
 typedef struct {
@@ -70,13 +68,12 @@ typedef struct {
  * the cut is not on a sample's exact score (when the lowest score is chosen, or the halfway
  * point is not finite, the chosen score itself). All fields are NaN when there is no positive
  * label or a score is NaN. */
-FmStatus fm_metrics_best_f1_threshold(const float *score, const float *label, size_t n,
-                                      FmThreshold *out, FmError *err);
+FmStatus fm_metrics_best_f1_threshold(const float *score, const float *label, size_t n, FmThreshold *out,
+                                      FmError *err);
 
 /* Brier score: mean over samples of (prob - label)^2. prob must lie in [0, 1] (FM_ERR_ARG
  * otherwise: logits passed by mistake are caught here). NaN when n = 0 or a prob is NaN. */
-FmStatus fm_metrics_brier(const float *prob, const float *label, size_t n, double *out,
-                          FmError *err);
+FmStatus fm_metrics_brier(const float *prob, const float *label, size_t n, double *out, FmError *err);
 
 /* Expected calibration error of the positive-class probability with n_bins equal-width bins
  * (FM_METRICS_CALIBRATION_BINS = 10 is the standard choice):
@@ -100,15 +97,13 @@ typedef struct {
  * score from the highest down, ending at (1, 1) (scikit-learn's roc_curve with
  * drop_intermediate=False). FM_ERR_ARG when a class is absent or a score is NaN. The caller
  * frees *out with fm_metrics_curve_free. */
-FmStatus fm_metrics_roc_curve(const float *score, const float *label, size_t n, FmCurve *out,
-                              FmError *err);
+FmStatus fm_metrics_roc_curve(const float *score, const float *label, size_t n, FmCurve *out, FmError *err);
 
 /* The precision-recall curve: (recall 0, precision 1) at threshold +inf, then one point
  * (TP/n_pos, TP/(TP+FP)) per distinct score from the highest down. The area fm_metrics_auprc
  * reports is the step sum over these points. FM_ERR_ARG when there is no positive or a score
  * is NaN. Free with fm_metrics_curve_free. */
-FmStatus fm_metrics_pr_curve(const float *score, const float *label, size_t n, FmCurve *out,
-                             FmError *err);
+FmStatus fm_metrics_pr_curve(const float *score, const float *label, size_t n, FmCurve *out, FmError *err);
 
 /* Releases a curve's arrays and empties it; NULL and empty curves are accepted. */
 void fm_metrics_curve_free(FmCurve *curve);
@@ -124,8 +119,8 @@ typedef struct {
 
 /* Bins prob (n) as fm_metrics_ece does. prob must lie in [0, 1]; a NaN prob is FM_ERR_ARG
  * here (it has no bin). n may be 0 (every bin empty). Free with fm_metrics_calibration_free. */
-FmStatus fm_metrics_calibration_curve(const float *prob, const float *label, size_t n,
-                                      int n_bins, FmCalibration *out, FmError *err);
+FmStatus fm_metrics_calibration_curve(const float *prob, const float *label, size_t n, int n_bins,
+                                      FmCalibration *out, FmError *err);
 
 /* Releases the bins' arrays; NULL is accepted. */
 void fm_metrics_calibration_free(FmCalibration *cal);
@@ -154,23 +149,22 @@ double fm_metrics_r2(const float *pred, const float *target, size_t n);
  * both classes. per_label (L, may be NULL) receives each label's AUROC (NaN when excluded or
  * when one of its known scores is NaN); *n_used (may be NULL) the number of labels averaged.
  * NaN when no label qualifies or a qualifying label has a NaN score. */
-FmStatus fm_metrics_macro_auroc(const float *score, const float *label, const uint8_t *mask,
-                                size_t n, int L, double *per_label, int *n_used, double *out,
-                                FmError *err);
+FmStatus fm_metrics_macro_auroc(const float *score, const float *label, const uint8_t *mask, size_t n, int L,
+                                double *per_label, int *n_used, double *out, FmError *err);
 
 /* Micro AUROC: one AUROC over all known (sample, label) entries pooled. NaN when the pool
  * lacks a class or holds a NaN score. */
-FmStatus fm_metrics_micro_auroc(const float *score, const float *label, const uint8_t *mask,
-                                size_t n, int L, double *out, FmError *err);
+FmStatus fm_metrics_micro_auroc(const float *score, const float *label, const uint8_t *mask, size_t n, int L,
+                                double *out, FmError *err);
 
 /* Macro F1: the mean of the per-label F1 scores (fm_metrics_f1 over the known entries, cut
  * "score >= threshold[l]"; threshold NULL: 0.5 for every label) over the labels that have at
  * least one known positive. per_label (L, may be NULL) receives each label's F1 (NaN when
  * excluded); *n_used (may be NULL) the number averaged. NaN when no label qualifies or a known
  * entry's score is NaN. */
-FmStatus fm_metrics_macro_f1(const float *score, const float *label, const uint8_t *mask,
-                             size_t n, int L, const double *threshold, double *per_label,
-                             int *n_used, double *out, FmError *err);
+FmStatus fm_metrics_macro_f1(const float *score, const float *label, const uint8_t *mask, size_t n, int L,
+                             const double *threshold, double *per_label, int *n_used, double *out,
+                             FmError *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Metrics chosen by name, behind one signature (for bootstrapping, model selection, tables).
@@ -179,9 +173,9 @@ FmStatus fm_metrics_macro_f1(const float *score, const float *label, const uint8
 typedef enum {
     FM_METRIC_AUROC,
     FM_METRIC_AUPRC,
-    FM_METRIC_F1,    /* at FmMetricSpec.threshold */
+    FM_METRIC_F1, /* at FmMetricSpec.threshold */
     FM_METRIC_BRIER,
-    FM_METRIC_ECE,   /* with FmMetricSpec.n_bins bins (0: FM_METRICS_CALIBRATION_BINS) */
+    FM_METRIC_ECE, /* with FmMetricSpec.n_bins bins (0: FM_METRICS_CALIBRATION_BINS) */
     FM_METRIC_MAE,
     FM_METRIC_RMSE,
     FM_METRIC_R2
@@ -197,12 +191,12 @@ typedef struct {
 
 /* A metric of n paired values: (score, label) for binary metrics, (prediction, target) for
  * regression. `ctx` carries the metric's settings. Same result conventions as above. */
-typedef FmStatus (*FmMetricFn)(const void *ctx, const float *pred, const float *target,
-                               size_t n, double *out, FmError *err);
+typedef FmStatus (*FmMetricFn)(const void *ctx, const float *pred, const float *target, size_t n, double *out,
+                               FmError *err);
 
 /* The FmMetricFn for any kind: ctx is a `const FmMetricSpec *`. */
-FmStatus fm_metrics_eval(const void *spec, const float *pred, const float *target, size_t n,
-                         double *out, FmError *err);
+FmStatus fm_metrics_eval(const void *spec, const float *pred, const float *target, size_t n, double *out,
+                         FmError *err);
 
 /* The lower-case name ("auroc", "auprc", "f1", "brier", "ece", "mae", "rmse", "r2"). */
 const char *fm_metrics_name(FmMetricKind kind);

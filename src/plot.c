@@ -38,7 +38,8 @@ typedef struct {
 } Canvas;
 
 static cairo_status_t write_stream(void *closure, const unsigned char *data, unsigned int length) {
-    return fwrite(data, 1, length, (FILE *)closure) == length ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+    return fwrite(data, 1, length, (FILE *)closure) == length ? CAIRO_STATUS_SUCCESS
+                                                              : CAIRO_STATUS_WRITE_ERROR;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -57,7 +58,8 @@ static FmStatus canvas_open(Canvas *c, const char *path, double w, double h, FmE
     c->w = w;
     c->h = h;
     if (c->png)
-        c->surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)ceil(w * PNG_SCALE), (int)ceil(h * PNG_SCALE));
+        c->surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)ceil(w * PNG_SCALE),
+                                                (int)ceil(h * PNG_SCALE));
     else
         c->surface = cairo_svg_surface_create_for_stream(write_stream, c->af.f, w, h);
     c->cr = cairo_create(c->surface);
@@ -77,7 +79,8 @@ static FmStatus canvas_open(Canvas *c, const char *path, double w, double h, FmE
 static FmStatus canvas_close(Canvas *c, FmError *err) {
     cairo_status_t cs = cairo_status(c->cr);
     cairo_destroy(c->cr);
-    if (cs == CAIRO_STATUS_SUCCESS && c->png) cs = cairo_surface_write_to_png_stream(c->surface, write_stream, c->af.f);
+    if (cs == CAIRO_STATUS_SUCCESS && c->png)
+        cs = cairo_surface_write_to_png_stream(c->surface, write_stream, c->af.f);
     cairo_surface_finish(c->surface); /* SVG: writes the document */
     if (cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_status(c->surface);
     cairo_surface_destroy(c->surface);
@@ -95,8 +98,10 @@ static FmStatus canvas_close(Canvas *c, FmError *err) {
 
 /* Text of `size` points anchored at (x, y): ax 0/0.5/1 = left/centre/right, ay 0/0.5/1 =
  * top/middle/bottom of the text's ink. */
-static void text_at(cairo_t *cr, double x, double y, const char *s, double size, double ax, double ay, int bold) {
-    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+static void text_at(cairo_t *cr, double x, double y, const char *s, double size, double ax, double ay,
+                    int bold) {
+    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL,
+                           bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, size);
     cairo_text_extents_t e;
     cairo_text_extents(cr, s, &e);
@@ -130,11 +135,16 @@ typedef struct {
     double xmin, xmax, ymin, ymax;
 } Frame;
 
-static double px(const Frame *f, double x) { return f->x0 + (x - f->xmin) / (f->xmax - f->xmin) * f->w; }
-static double py(const Frame *f, double y) { return f->y0 + f->h - (y - f->ymin) / (f->ymax - f->ymin) * f->h; }
+static double px(const Frame *f, double x) {
+    return f->x0 + (x - f->xmin) / (f->xmax - f->xmin) * f->w;
+}
+static double py(const Frame *f, double y) {
+    return f->y0 + f->h - (y - f->ymin) / (f->ymax - f->ymin) * f->h;
+}
 
 /* Grid, box, ticks at 0, 0.2, ..., 1 on both axes, tick labels, axis labels and title. */
-static void unit_axes(cairo_t *cr, const Frame *f, const char *xlabel, const char *ylabel, const char *title) {
+static void unit_axes(cairo_t *cr, const Frame *f, const char *xlabel, const char *ylabel,
+                      const char *title) {
     char buf[16];
     cairo_set_line_width(cr, 0.8);
     for (int k = 0; k <= 5; k++) {
@@ -205,7 +215,8 @@ static void legend(cairo_t *cr, const Frame *f, const char *const *texts, int n,
                    const char *diagonal_text) {
     const double size = 12, line_h = 19, swatch = 22, pad = 8;
     double wmax = 0;
-    for (int i = 0; i < n; i++) wmax = fmax(wmax, text_width(cr, texts[i], size));
+    for (int i = 0; i < n; i++)
+        wmax = fmax(wmax, text_width(cr, texts[i], size));
     if (with_diagonal) wmax = fmax(wmax, text_width(cr, diagonal_text, size));
     int rows = n + (with_diagonal ? 1 : 0);
     double bw = pad + swatch + 6 + wmax + pad, bh = pad + rows * line_h + pad - 4;
@@ -260,8 +271,8 @@ static Frame unit_frame(void) {
  * Plots
  * ------------------------------------------------------------------------------------------- */
 
-FmStatus fm_plot_roc(const char *path, const FmPlotSeries *curves, int n_curves,
-                     const char *title, FmError *err) {
+FmStatus fm_plot_roc(const char *path, const FmPlotSeries *curves, int n_curves, const char *title,
+                     FmError *err) {
     if (n_curves < 1 || n_curves > MAX_SERIES)
         return FM_FAIL(err, FM_ERR_ARG, path, "ROC plot: %d curves (1 to %d)", n_curves, MAX_SERIES);
     for (int i = 0; i < n_curves; i++)
@@ -347,18 +358,17 @@ FmStatus fm_plot_calibration(const char *path, const FmPlotCalibration *series, 
 /* Light-to-dark blue colour scale at t in [0, 1] (anchors chosen for even lightness steps). */
 static void blue_scale(double t, double rgb[3]) {
     static const double anchors[][4] = {
-        {0.00, 0.969, 0.984, 1.000},
-        {0.25, 0.776, 0.859, 0.937},
-        {0.50, 0.420, 0.682, 0.839},
-        {0.75, 0.129, 0.443, 0.710},
-        {1.00, 0.031, 0.188, 0.420},
+        {0.00, 0.969, 0.984, 1.000}, {0.25, 0.776, 0.859, 0.937}, {0.50, 0.420, 0.682, 0.839},
+        {0.75, 0.129, 0.443, 0.710}, {1.00, 0.031, 0.188, 0.420},
     };
     if (!(t >= 0)) t = 0;
     if (t > 1) t = 1;
     int k = 0;
-    while (k < 3 && t > anchors[k + 1][0]) k++;
+    while (k < 3 && t > anchors[k + 1][0])
+        k++;
     double u = (t - anchors[k][0]) / (anchors[k + 1][0] - anchors[k][0]);
-    for (int j = 0; j < 3; j++) rgb[j] = anchors[k][j + 1] + u * (anchors[k + 1][j + 1] - anchors[k][j + 1]);
+    for (int j = 0; j < 3; j++)
+        rgb[j] = anchors[k][j + 1] + u * (anchors[k + 1][j + 1] - anchors[k][j + 1]);
 }
 
 FmStatus fm_plot_heatmap(const char *path, const FmHeatmap *map, FmError *err) {
@@ -430,7 +440,8 @@ FmStatus fm_plot_heatmap(const char *path, const FmHeatmap *map, FmError *err) {
                 double t = (v - vmin) / (vmax - vmin);
                 cairo_set_source_rgb(cr, t > 0.55 ? 1 : 0.1, t > 0.55 ? 1 : 0.1, t > 0.55 ? 1 : 0.1);
                 snprintf(num, sizeof num, "%.2f", v);
-                text_at(cr, x0 + (k + 0.5) * cell, y0 + (r + 0.5) * cell, num, fmin(11, cell * 0.3), 0.5, 0.5, 0);
+                text_at(cr, x0 + (k + 0.5) * cell, y0 + (r + 0.5) * cell, num, fmin(11, cell * 0.3), 0.5, 0.5,
+                        0);
             }
         }
     /* Thin white separators and a frame. */
@@ -452,7 +463,8 @@ FmStatus fm_plot_heatmap(const char *path, const FmHeatmap *map, FmError *err) {
     /* Labels. */
     for (int r = 0; r < R; r++) {
         snprintf(num, sizeof num, "%d", r);
-        text_at(cr, x0 - 8, y0 + (r + 0.5) * cell, map->row_labels ? map->row_labels[r] : num, label_size, 1, 0.5, 0);
+        text_at(cr, x0 - 8, y0 + (r + 0.5) * cell, map->row_labels ? map->row_labels[r] : num, label_size, 1,
+                0.5, 0);
     }
     for (int k = 0; k < C; k++) {
         snprintf(num, sizeof num, "%d", k);

@@ -21,15 +21,15 @@ typedef struct {
     const double *x;
     const double *y;
     size_t n;
-    double value;      /* shown in the legend after the label (AUROC, ECE); NaN = not shown */
+    double value; /* shown in the legend after the label (AUROC, ECE); NaN = not shown */
 } FmPlotSeries;
 
 /* ROC curves on the unit square (false-positive rate against true-positive rate) with the
  * chance diagonal, one colour per curve (up to 7 distinct colours; more repeat), and a legend
  * "label (AUROC 0.842)". x/y are typically an FmCurve from fm_metrics_roc_curve and value its
  * AUROC. FM_ERR_ARG when n_curves < 1 or a curve has no point. */
-FmStatus fm_plot_roc(const char *path, const FmPlotSeries *curves, int n_curves,
-                     const char *title, FmError *err);
+FmStatus fm_plot_roc(const char *path, const FmPlotSeries *curves, int n_curves, const char *title,
+                     FmError *err);
 
 /* One model's calibration bins for fm_plot_calibration. */
 typedef struct {
@@ -48,17 +48,17 @@ FmStatus fm_plot_calibration(const char *path, const FmPlotCalibration *series, 
 /* A heatmap of values (rows, cols), row-major, e.g. expert utilisation with rows = modalities
  * and columns = experts. */
 typedef struct {
-    const double *values;            /* (rows, cols); NaN cells are drawn grey */
+    const double *values; /* (rows, cols); NaN cells are drawn grey */
     int rows, cols;
-    const char *const *row_labels;   /* rows names, NULL = "0", "1", ... */
-    const char *const *col_labels;   /* cols names, NULL = "0", "1", ... */
+    const char *const *row_labels; /* rows names, NULL = "0", "1", ... */
+    const char *const *col_labels; /* cols names, NULL = "0", "1", ... */
     const char *title;
-    const char *x_label;             /* e.g. "expert" */
-    const char *y_label;             /* e.g. "modality" */
-    const char *value_label;         /* colour bar caption, e.g. "share of tokens" */
-    double vmin, vmax;               /* colour scale; NaN = the finite data range */
-    int annotate;                    /* 1: print each value in its cell when cells are large
-                                        enough (at least 30 pt wide) */
+    const char *x_label;     /* e.g. "expert" */
+    const char *y_label;     /* e.g. "modality" */
+    const char *value_label; /* colour bar caption, e.g. "share of tokens" */
+    double vmin, vmax;       /* colour scale; NaN = the finite data range */
+    int annotate;            /* 1: print each value in its cell when cells are large
+                                enough (at least 30 pt wide) */
 } FmHeatmap;
 
 /* Draws the heatmap with labelled rows and columns and a colour bar. FM_ERR_ARG for rows or

@@ -14,11 +14,14 @@
 #include "src/strbuf.h"
 #include "src/summary_stats.h"
 
-void fm_results_init(FmResults *r) { memset(r, 0, sizeof *r); }
+void fm_results_init(FmResults *r) {
+    memset(r, 0, sizeof *r);
+}
 
 void fm_results_free(FmResults *r) {
     if (!r) return;
-    for (int m = 0; m < r->n_metrics; m++) fm_free(r->metrics[m]);
+    for (int m = 0; m < r->n_metrics; m++)
+        fm_free(r->metrics[m]);
     fm_free(r->metrics);
     for (size_t i = 0; i < r->n_rows; i++) {
         fm_free(r->rows[i].config);
@@ -41,18 +44,19 @@ static long find_run(const FmResults *r, const char *config, long split, long se
     return -1;
 }
 
-FmStatus fm_results_add(FmResults *r, const char *config, long split, long seed,
-                        const char *const *names, const double *values, int n, FmError *err) {
+FmStatus fm_results_add(FmResults *r, const char *config, long split, long seed, const char *const *names,
+                        const double *values, int n, FmError *err) {
     for (int j = 0; j < n; j++)
         for (int k = 0; k < j; k++)
             if (strcmp(names[j], names[k]) == 0)
                 return FM_FAIL(err, FM_ERR_ARG, NULL, "metric \"%s\" given twice", names[j]);
     if (find_run(r, config, split, seed) >= 0)
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "run (config \"%s\", split %ld, seed %ld) is already present", config,
-                       split, seed);
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "run (config \"%s\", split %ld, seed %ld) is already present",
+                       config, split, seed);
     /* New metric columns, in the order given. */
     int n_new = 0;
-    for (int j = 0; j < n; j++) n_new += fm_results_metric_index(r, names[j]) < 0;
+    for (int j = 0; j < n; j++)
+        n_new += fm_results_metric_index(r, names[j]) < 0;
     int total = r->n_metrics + n_new;
     /* Allocate everything first; growing existing arrays is harmless if a later step fails. */
     FmResultRow row = {NULL, split, seed, NULL};
@@ -87,20 +91,25 @@ FmStatus fm_results_add(FmResults *r, const char *config, long split, long seed,
             ok = 0;
     }
     if (!ok) {
-        for (int k = 0; fresh && k < n_new; k++) fm_free(fresh[k]);
+        for (int k = 0; fresh && k < n_new; k++)
+            fm_free(fresh[k]);
         fm_free(fresh);
         fm_free(row.config);
         fm_free(row.values);
         return FM_FAIL(err, FM_ERR_NOMEM, NULL, "results: out of memory");
     }
     /* Commit. */
-    for (int k = 0; k < n_new; k++) r->metrics[r->n_metrics + k] = fresh[k];
+    for (int k = 0; k < n_new; k++)
+        r->metrics[r->n_metrics + k] = fresh[k];
     fm_free(fresh);
     for (size_t i = 0; i < r->n_rows; i++)
-        for (int m = r->n_metrics; m < total; m++) r->rows[i].values[m] = NAN;
+        for (int m = r->n_metrics; m < total; m++)
+            r->rows[i].values[m] = NAN;
     r->n_metrics = total;
-    for (int m = 0; m < total; m++) row.values[m] = NAN;
-    for (int j = 0; j < n; j++) row.values[fm_results_metric_index(r, names[j])] = values[j];
+    for (int m = 0; m < total; m++)
+        row.values[m] = NAN;
+    for (int j = 0; j < n; j++)
+        row.values[fm_results_metric_index(r, names[j])] = values[j];
     r->rows[r->n_rows++] = row;
     return FM_OK;
 }
@@ -144,20 +153,21 @@ static FmStatus results_copy(FmResults *dst, const FmResults *src, FmError *err)
 
 typedef struct {
     const char *path;
-    FmResults *out;     /* the working copy rows are added to */
-    int line;           /* physical line being fed to the parser */
-    int record_line;    /* line where the current record started */
+    FmResults *out;  /* the working copy rows are added to */
+    int line;        /* physical line being fed to the parser */
+    int record_line; /* line where the current record started */
     char **fields;
     size_t n_fields, cap_fields;
     int header_done;
     int n_columns;
-    char **columns;     /* header names (borrowed from the header record, kept) */
+    char **columns; /* header names (borrowed from the header record, kept) */
     FmStatus status;
     FmError *err;
 } CsvState;
 
 static void free_fields(CsvState *s) {
-    for (size_t i = 0; i < s->n_fields; i++) fm_free(s->fields[i]);
+    for (size_t i = 0; i < s->n_fields; i++)
+        fm_free(s->fields[i]);
     s->n_fields = 0;
 }
 
@@ -268,7 +278,8 @@ static void data_record(CsvState *s) {
         }
     }
     FmError e;
-    FmStatus st = fm_results_add(s->out, s->fields[0], split, seed, (const char *const *)(s->columns + 3), v, nm, &e);
+    FmStatus st =
+        fm_results_add(s->out, s->fields[0], split, seed, (const char *const *)(s->columns + 3), v, nm, &e);
     fm_free(v);
     if (st == FM_ERR_ARG)
         fail_line(s, FM_ERR_FORMAT, "%s", e.message);
@@ -329,7 +340,8 @@ FmStatus fm_results_read_csv(FmResults *r, const char *path, FmError *err) {
         if (csv_parse(&p, buf, len, on_field, on_record, &s) != len && s.status == FM_OK) {
             s.record_line = s.line;
             if (csv_error(&p) == CSV_EPARSE)
-                fail_line(&s, FM_ERR_FORMAT, "malformed CSV (a quote in an unquoted field, or text after a closing quote)");
+                fail_line(&s, FM_ERR_FORMAT,
+                          "malformed CSV (a quote in an unquoted field, or text after a closing quote)");
             else
                 s.status = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory reading results");
         }
@@ -345,7 +357,8 @@ FmStatus fm_results_read_csv(FmResults *r, const char *path, FmError *err) {
     fclose(f);
     free_fields(&s);
     fm_free(s.fields);
-    for (int k = 0; k < s.n_columns; k++) fm_free(s.columns[k]);
+    for (int k = 0; k < s.n_columns; k++)
+        fm_free(s.columns[k]);
     fm_free(s.columns);
     if (s.status != FM_OK) {
         fm_results_free(&work);
@@ -373,7 +386,8 @@ FmStatus fm_results_write_csv(const FmResults *r, const char *path, FmError *err
     FmStatus st = fm_atomic_open(&af, path, err);
     if (st != FM_OK) return st;
     int bad = fputs("config,split,seed", af.f) < 0;
-    for (int m = 0; m < r->n_metrics && !bad; m++) bad = fputc(',', af.f) < 0 || write_name(af.f, r->metrics[m]) != 0;
+    for (int m = 0; m < r->n_metrics && !bad; m++)
+        bad = fputc(',', af.f) < 0 || write_name(af.f, r->metrics[m]) != 0;
     bad = bad || fputc('\n', af.f) < 0;
     for (size_t i = 0; i < r->n_rows && !bad; i++) {
         const FmResultRow *row = &r->rows[i];
@@ -393,8 +407,7 @@ FmStatus fm_results_write_csv(const FmResults *r, const char *path, FmError *err
 }
 
 FmStatus fm_results_append_csv(const char *path, const char *config, long split, long seed,
-                               const char *const *names, const double *values, int n,
-                               FmError *err) {
+                               const char *const *names, const double *values, int n, FmError *err) {
     FmResults r;
     fm_results_init(&r);
     FILE *probe = fopen(path, "rb");
@@ -448,7 +461,8 @@ static FmStatus distinct_configs(const FmResults *r, const char ***out, int *n, 
     int k = 0;
     for (size_t i = 0; i < r->n_rows; i++) {
         int seen = 0;
-        for (int j = 0; j < k && !seen; j++) seen = strcmp(names[j], r->rows[i].config) == 0;
+        for (int j = 0; j < k && !seen; j++)
+            seen = strcmp(names[j], r->rows[i].config) == 0;
         if (!seen) names[k++] = r->rows[i].config;
     }
     *out = names;
@@ -456,8 +470,7 @@ static FmStatus distinct_configs(const FmResults *r, const char ***out, int *n, 
     return FM_OK;
 }
 
-FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, char **out,
-                                   FmError *err) {
+FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, char **out, FmError *err) {
     *out = NULL;
     double level = spec->level > 0 ? spec->level : 0.95;
     int *col = fm_malloc_array((size_t)(spec->n_columns ? spec->n_columns : 1), sizeof *col);
@@ -466,7 +479,8 @@ FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, 
         col[c] = fm_results_metric_index(r, spec->columns[c].metric);
         if (col[c] < 0) {
             fm_free(col);
-            return FM_FAIL(err, FM_ERR_ARG, NULL, "results have no metric column \"%s\"", spec->columns[c].metric);
+            return FM_FAIL(err, FM_ERR_ARG, NULL, "results have no metric column \"%s\"",
+                           spec->columns[c].metric);
         }
     }
     const char **configs = NULL;
@@ -481,12 +495,14 @@ FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, 
     const char *missing = NULL;
     for (int k = 0; k < n_show && !missing; k++) {
         int found = 0;
-        for (int j = 0; j < n_configs && !found; j++) found = strcmp(configs[j], show[k]) == 0;
+        for (int j = 0; j < n_configs && !found; j++)
+            found = strcmp(configs[j], show[k]) == 0;
         if (!found) missing = show[k];
     }
     if (!missing && spec->baseline) {
         int found = 0;
-        for (int j = 0; j < n_configs && !found; j++) found = strcmp(configs[j], spec->baseline) == 0;
+        for (int j = 0; j < n_configs && !found; j++)
+            found = strcmp(configs[j], spec->baseline) == 0;
         if (!found) missing = spec->baseline;
     }
     if (missing) {
@@ -520,13 +536,15 @@ FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, 
         fm_strbuf_append(&b, " |");
     }
     fm_strbuf_append(&b, "\n|---|---:|");
-    for (int c = 0; c < spec->n_columns * (spec->baseline ? 2 : 1); c++) fm_strbuf_append(&b, "---|");
+    for (int c = 0; c < spec->n_columns * (spec->baseline ? 2 : 1); c++)
+        fm_strbuf_append(&b, "---|");
     fm_strbuf_append(&b, "\n");
 
     for (int k = 0; k < n_show; k++) {
         const char *name = show[k];
         size_t runs = 0;
-        for (size_t i = 0; i < r->n_rows; i++) runs += strcmp(r->rows[i].config, name) == 0;
+        for (size_t i = 0; i < r->n_rows; i++)
+            runs += strcmp(r->rows[i].config, name) == 0;
         fm_strbuf_append(&b, "| ");
         append_cell(&b, name);
         fm_strbuf_appendf(&b, " | %zu |", runs);
@@ -543,7 +561,8 @@ FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, 
             else if (s.n == 1)
                 fm_strbuf_appendf(&b, " %.*f", d, s.mean);
             else
-                fm_strbuf_appendf(&b, " %.*f +- %.*f [%.*f, %.*f]", d, s.mean, d, s.std, d, s.ci_lo, d, s.ci_hi);
+                fm_strbuf_appendf(&b, " %.*f +- %.*f [%.*f, %.*f]", d, s.mean, d, s.std, d, s.ci_lo, d,
+                                  s.ci_hi);
             if (s.n < runs) fm_strbuf_appendf(&b, " (n = %zu)", s.n);
             fm_strbuf_append(&b, " |");
         }

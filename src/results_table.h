@@ -22,7 +22,7 @@
 #include "src/error.h"
 
 typedef struct {
-    char *config;   /* configuration name */
+    char *config; /* configuration name */
     long split;
     long seed;
     double *values; /* one per metric column; NaN = not measured */
@@ -49,8 +49,8 @@ int fm_results_metric_index(const FmResults *r, const char *name);
  * not seen before become new columns (NaN for earlier rows); metrics of the set not named
  * here are NaN for this run. FM_ERR_ARG when the run is already present or a name repeats;
  * FM_ERR_NOMEM leaves the set unchanged. */
-FmStatus fm_results_add(FmResults *r, const char *config, long split, long seed,
-                        const char *const *names, const double *values, int n, FmError *err);
+FmStatus fm_results_add(FmResults *r, const char *config, long split, long seed, const char *const *names,
+                        const double *values, int n, FmError *err);
 
 /* Reads results.csv at `path` (libcsv) and adds its rows to `r` (so several files can be
  * merged; metric columns are matched by name). Errors name the file and line:
@@ -67,8 +67,7 @@ FmStatus fm_results_write_csv(const FmResults *r, const char *path, FmError *err
  * of the same (config, split, seed) if there is one, adds the run, writes the file atomically.
  * One writer at a time: concurrent appenders to one file can lose rows. */
 FmStatus fm_results_append_csv(const char *path, const char *config, long split, long seed,
-                               const char *const *names, const double *values, int n,
-                               FmError *err);
+                               const char *const *names, const double *values, int n, FmError *err);
 
 /* One metric column of the table. */
 typedef struct {
@@ -81,13 +80,13 @@ typedef struct {
 typedef struct {
     const FmTableColumn *columns;
     int n_columns;
-    const char *baseline;        /* configuration compared against; NULL = no comparison */
-    const char *const *order;    /* configurations to show, in this order; NULL = every
-                                    configuration in order of first appearance */
+    const char *baseline;     /* configuration compared against; NULL = no comparison */
+    const char *const *order; /* configurations to show, in this order; NULL = every
+                                 configuration in order of first appearance */
     int n_order;
-    double level;                /* interval coverage; 0 means 0.95 */
-    int wilcoxon;                /* 1: comparison p-values from the Wilcoxon signed-rank test
-                                    instead of the paired t-test */
+    double level; /* interval coverage; 0 means 0.95 */
+    int wilcoxon; /* 1: comparison p-values from the Wilcoxon signed-rank test
+                     instead of the paired t-test */
 } FmTableSpec;
 
 /* Renders the Markdown table. Columns: Configuration, Runs, one per metric
@@ -98,7 +97,6 @@ typedef struct {
  * baseline's own row; "n/a" with fewer than 2 pairs). p is written "p < 0.001", "p = 0.004"
  * (below 0.01) or "p = 0.03". FM_ERR_ARG for an unknown metric, baseline or ordered
  * configuration. The caller frees *out with fm_free. */
-FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, char **out,
-                                   FmError *err);
+FmStatus fm_results_table_markdown(const FmResults *r, const FmTableSpec *spec, char **out, FmError *err);
 
 #endif

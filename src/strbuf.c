@@ -8,14 +8,17 @@
 
 #include "src/alloc.h"
 
-void fm_strbuf_init(FmStrBuf *b) { memset(b, 0, sizeof *b); }
+void fm_strbuf_init(FmStrBuf *b) {
+    memset(b, 0, sizeof *b);
+}
 
 /* Makes room for `extra` more characters plus the NUL; 0 on failure (buffer marked failed). */
 static int reserve(FmStrBuf *b, size_t extra) {
     if (b->failed) return 0;
     if (b->len + extra + 1 <= b->cap) return 1;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
     char *data = fm_realloc(b->data, cap);
     if (!data) {
         b->failed = 1;
@@ -33,7 +36,9 @@ void fm_strbuf_append_n(FmStrBuf *b, const char *s, size_t len) {
     b->data[b->len] = '\0';
 }
 
-void fm_strbuf_append(FmStrBuf *b, const char *s) { fm_strbuf_append_n(b, s, strlen(s)); }
+void fm_strbuf_append(FmStrBuf *b, const char *s) {
+    fm_strbuf_append_n(b, s, strlen(s));
+}
 
 void fm_strbuf_appendf(FmStrBuf *b, const char *fmt, ...) {
     if (b->failed) return;

@@ -8,10 +8,10 @@
 #include <stddef.h>
 
 typedef struct {
-    char *data;  /* NUL-terminated when not NULL */
-    size_t len;  /* characters before the NUL */
+    char *data; /* NUL-terminated when not NULL */
+    size_t len; /* characters before the NUL */
     size_t cap;
-    int failed;  /* an allocation failed: the content is incomplete */
+    int failed; /* an allocation failed: the content is incomplete */
 } FmStrBuf;
 
 /* An empty buffer (no allocation yet). */

@@ -47,7 +47,9 @@ static double betainc_xy(double a, double b, double x, double y) {
     return 1.0 - exp(log_front) / (b * beta_fraction(b, a, y));
 }
 
-double fm_stats_betainc(double a, double b, double x) { return betainc_xy(a, b, x, 1.0 - x); }
+double fm_stats_betainc(double a, double b, double x) {
+    return betainc_xy(a, b, x, 1.0 - x);
+}
 
 /* P(|T| >= |t|) = I_{df/(df+t^2)}(df/2, 1/2); 1 - x = t^2/(df + t^2) is passed exactly. */
 double fm_stats_t_pvalue(double t, double df) {
@@ -174,8 +176,7 @@ static int cmp_abs(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-FmStatus fm_stats_wilcoxon(const double *a, const double *b, size_t n, FmWilcoxon *out,
-                           FmError *err) {
+FmStatus fm_stats_wilcoxon(const double *a, const double *b, size_t n, FmWilcoxon *out, FmError *err) {
     memset(out, 0, sizeof *out);
     out->w_plus = out->p = NAN;
     SignedDiff *d = fm_malloc_array(n, sizeof *d);
@@ -207,7 +208,8 @@ FmStatus fm_stats_wilcoxon(const double *a, const double *b, size_t n, FmWilcoxo
     double tie_term = 0.0;
     for (size_t i = 0; i < m;) {
         size_t j = i;
-        while (j < m && d[j].abs_d == d[i].abs_d) j++;
+        while (j < m && d[j].abs_d == d[i].abs_d)
+            j++;
         double t = (double)(j - i);
         tie_term += t * t * t - t;
         for (size_t k = i; k < j; k++) {

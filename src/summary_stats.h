@@ -54,9 +54,9 @@ double fm_stats_quantile(const double *x, size_t n, double p);
 
 /* Summary of one metric across runs. */
 typedef struct {
-    size_t n;           /* finite values used */
+    size_t n; /* finite values used */
     double mean;
-    double std;         /* sample standard deviation (divisor n - 1); NaN when n < 2 */
+    double std;          /* sample standard deviation (divisor n - 1); NaN when n < 2 */
     double ci_lo, ci_hi; /* mean -+ t_{(1+level)/2, n-1} std / sqrt(n); NaN when n < 2 */
 } FmSummary;
 
@@ -98,7 +98,6 @@ typedef struct {
  * approximation). Above that, the normal approximation with mean m(m+1)/4 and variance
  * m(m+1)(2m+1)/24 - sum over tie groups (t^3 - t)/48, without continuity correction.
  * n_nonzero = 0 gives p = 1; n = 0 gives p = NaN. FM_ERR_NOMEM on allocation failure. */
-FmStatus fm_stats_wilcoxon(const double *a, const double *b, size_t n, FmWilcoxon *out,
-                           FmError *err);
+FmStatus fm_stats_wilcoxon(const double *a, const double *b, size_t n, FmWilcoxon *out, FmError *err);
 
 #endif

@@ -12,8 +12,12 @@
 
 static char g_dir[1024];
 
-static void setup(void) { fm_test_tmpdir(g_dir, sizeof g_dir); }
-static void teardown(void) { fm_test_rmtree(g_dir); }
+static void setup(void) {
+    fm_test_tmpdir(g_dir, sizeof g_dir);
+}
+static void teardown(void) {
+    fm_test_rmtree(g_dir);
+}
 
 /* Writes `text` to <tmp>/<name> and returns the path (static buffer). */
 static const char *write_file(const char *name, const char *text) {
@@ -62,22 +66,21 @@ START_TEST(test_defaults) {
 END_TEST
 
 START_TEST(test_load_valid_file) {
-    const char *path = write_file("study.ini",
-                                  "# a study\n"
-                                  "; another comment style\n"
-                                  "[data]\n"
-                                  "cohort = /data/p12 cohort\n"
-                                  "tasks = mortality,  phenotypes ; two tasks\n"
-                                  "modalities = vitals, labs\n"
-                                  "\n"
-                                  "[model]\n"
-                                  "  gate = softmax\n" /* indentation is ignored */
-                                  "noisy_gating = Off\n"
-                                  "experts=8\n"
-                                  "dropout = 2.5e-1\r\n" /* CRLF */
-                                  "[train]\n"
-                                  "task_weights = 1, 0.5\n"
-                                  "lr = 0.001\n");
+    const char *path = write_file("study.ini", "# a study\n"
+                                               "; another comment style\n"
+                                               "[data]\n"
+                                               "cohort = /data/p12 cohort\n"
+                                               "tasks = mortality,  phenotypes ; two tasks\n"
+                                               "modalities = vitals, labs\n"
+                                               "\n"
+                                               "[model]\n"
+                                               "  gate = softmax\n" /* indentation is ignored */
+                                               "noisy_gating = Off\n"
+                                               "experts=8\n"
+                                               "dropout = 2.5e-1\r\n" /* CRLF */
+                                               "[train]\n"
+                                               "task_weights = 1, 0.5\n"
+                                               "lr = 0.001\n");
     FmConfig c;
     FmError err;
     ck_assert_int_eq(fm_config_init(&c, NULL), FM_OK);
@@ -112,9 +115,11 @@ typedef struct {
 
 START_TEST(test_file_errors_located) {
     static const BadCase cases[] = {
-        {"[model]\nd_model = 64\nexpertz = 4\n", 3, "[model] expertz: unknown key (did you mean \"experts\"?)"},
+        {"[model]\nd_model = 64\nexpertz = 4\n", 3,
+         "[model] expertz: unknown key (did you mean \"experts\"?)"},
         {"[model]\nfoo_bar_baz = 1\n", 2,
-         "[model] foo_bar_baz: unknown key (keys of [model]: d_model, ref_points, heads, time_dim, layers, experts, "
+         "[model] foo_bar_baz: unknown key (keys of [model]: d_model, ref_points, heads, time_dim, layers, "
+         "experts, "
          "top_k, expert_hidden, gate, router, noisy_gating, dropout, balance_coef, entropy_coef, pooling, "
          "head_hidden)"},
         {"[data]\nsplit = 1\n[modle]\nd_model = 64\n", 3,
@@ -133,14 +138,17 @@ START_TEST(test_file_errors_located) {
         {"[data]\ntasks =\n", 2, "[data] tasks: 0 items, expected between 1 and 4"},
         {"[data]\ntasks = mortality, mortality\n", 2, "[data] tasks: \"mortality\" is listed twice"},
         {"[train]\ntask_weights = 1, x\n", 2, "[train] task_weights: item 2: expected a number, got \"x\""},
-        {"[train]\ntask_weights = 1, -2\n", 2, "[train] task_weights: item 2: -2 is out of range [0, 1000000]"},
+        {"[train]\ntask_weights = 1, -2\n", 2,
+         "[train] task_weights: item 2: -2 is out of range [0, 1000000]"},
         {"[model]\nlayers = 2\nlayers = 3\n", 3, "[model] layers: set twice (first on line 2)"},
         {"split = 1\n[data]\n", 1, "key \"split\" is outside any [section]"},
         {"[model]\nlayers = 2\nthis line has no equals sign\n", 3,
          "syntax error: expected \"[section]\", \"key = value\" or a comment"},
         /* The earliest error wins, whatever its kind. */
-        {"[model]\n[oops\ngate = laplce\n", 2, "syntax error: expected \"[section]\", \"key = value\" or a comment"},
-        {"[model]\ngate = laplce\n[oops\n", 2, "[model] gate: \"laplce\" is not one of laplace, gaussian, softmax"},
+        {"[model]\n[oops\ngate = laplce\n", 2,
+         "syntax error: expected \"[section]\", \"key = value\" or a comment"},
+        {"[model]\ngate = laplce\n[oops\n", 2,
+         "[model] gate: \"laplce\" is not one of laplace, gaussian, softmax"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const char *path = write_file("bad.ini", cases[k].text);
@@ -151,7 +159,8 @@ START_TEST(test_file_errors_located) {
         ck_assert_msg(st == FM_ERR_CONFIG, "case %zu: status %d", k, st);
         char where[1300];
         snprintf(where, sizeof where, "%s:%d", path, cases[k].line);
-        ck_assert_msg(strcmp(err.where, where) == 0, "case %zu: where \"%s\", want \"%s\"", k, err.where, where);
+        ck_assert_msg(strcmp(err.where, where) == 0, "case %zu: where \"%s\", want \"%s\"", k, err.where,
+                      where);
         ck_assert_msg(strcmp(err.message, cases[k].message) == 0, "case %zu: message \"%s\"", k, err.message);
         /* Nothing was applied. */
         ck_assert_int_eq(fm_config_int(&c, "data.split"), 0);
@@ -187,7 +196,8 @@ START_TEST(test_file_errors_io_and_long_lines) {
     ck_assert_str_eq(err.message, "value longer than 188 characters");
     /* 45 items fit as "m0,m1,..." (169 characters) but not as "m0, m1, ..." (213). */
     char list[400] = "data.modalities=m0";
-    for (int k = 1; k < 45; k++) snprintf(list + strlen(list), sizeof list - strlen(list), ",m%d", k);
+    for (int k = 1; k < 45; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), ",m%d", k);
     ck_assert_int_eq(fm_config_apply_set(&c, list, &err), FM_ERR_CONFIG);
     ck_assert_str_eq(err.message, "value longer than 184 characters once written back");
     /* A UTF-8 byte-order mark before the first section is accepted. */
@@ -219,11 +229,13 @@ START_TEST(test_set_overrides) {
     } bad[] = {
         {"model.experts", "--set model.experts", "expected section.key=value"},
         {"experts=4", "--set experts=4", "expected section.key=value"},
-        {"modle.experts=4", "--set modle.experts", "unknown section (sections: data, model, train, eval, competition)"},
+        {"modle.experts=4", "--set modle.experts",
+         "unknown section (sections: data, model, train, eval, competition)"},
         {"model.expert=4", "--set model.expert", "unknown key (did you mean \"experts\"?)"},
         {"model.experts=four", "--set model.experts", "expected an integer, got \"four\""},
         {"model.experts=0", "--set model.experts", "0 is out of range [1, 1024]"},
-        {"model.router=shared", "--set model.router", "\"shared\" is not one of joint, per_modality, disjoint"},
+        {"model.router=shared", "--set model.router",
+         "\"shared\" is not one of joint, per_modality, disjoint"},
         {"train.clip_norm=-1", "--set train.clip_norm", "-1 is out of range [0, 1000000]"},
         {"competition.enabled=2", "--set competition.enabled", "expected true or false, got \"2\""},
     };
@@ -231,7 +243,8 @@ START_TEST(test_set_overrides) {
         FmStatus st = fm_config_apply_set(&c, bad[k].arg, &err);
         ck_assert_msg(st == FM_ERR_CONFIG, "%s: status %d", bad[k].arg, st);
         ck_assert_msg(strcmp(err.where, bad[k].where) == 0, "%s: where \"%s\"", bad[k].arg, err.where);
-        ck_assert_msg(strcmp(err.message, bad[k].message) == 0, "%s: message \"%s\"", bad[k].arg, err.message);
+        ck_assert_msg(strcmp(err.message, bad[k].message) == 0, "%s: message \"%s\"", bad[k].arg,
+                      err.message);
     }
     ck_assert_int_eq(fm_config_int(&c, "model.experts"), 32); /* unchanged by the failures */
     fm_config_free(&c);
@@ -249,7 +262,8 @@ START_TEST(test_cross_key_rules) {
     fm_config_free(&c);
 
     ck_assert_int_eq(fm_config_init(&c, NULL), FM_OK);
-    ck_assert_int_eq(fm_config_load_string(&c, "[model]\nd_model = 100\n\nheads = 8\n", "s.ini", &err), FM_OK);
+    ck_assert_int_eq(fm_config_load_string(&c, "[model]\nd_model = 100\n\nheads = 8\n", "s.ini", &err),
+                     FM_OK);
     ck_assert_int_eq(fm_config_check(&c, &err), FM_ERR_CONFIG);
     ck_assert_str_eq(err.where, "s.ini:4");
     ck_assert_str_eq(err.message, "[model] heads: 8 does not divide model.d_model (100)");
@@ -292,7 +306,8 @@ START_TEST(test_resolved_round_trip) {
         ck_assert_msg(strcmp(fm_config_text(&c, name), fm_config_text(&d, name)) == 0, "%s: \"%s\" vs \"%s\"",
                       name, fm_config_text(&c, name), fm_config_text(&d, name));
         /* Every key was set by the file: it is complete. */
-        ck_assert_msg(strncmp(fm_config_where(&d, name), path, strlen(path)) == 0, "%s not in the file", name);
+        ck_assert_msg(strncmp(fm_config_where(&d, name), path, strlen(path)) == 0, "%s not in the file",
+                      name);
     }
     ck_assert(fm_config_float(&d, "train.lr") == 3.3e-4);
     ck_assert(fm_config_float(&d, "model.dropout") == 0.15);
@@ -316,8 +331,10 @@ START_TEST(test_resolved_round_trip) {
         line = nl + 1;
     }
     ck_assert_int_eq(keys, n);
-    ck_assert_ptr_nonnull(strstr(text, "\n[model]\n# Width d of every token (int: 8 to 4096; default: 128)\nd_model = 128\n"));
-    ck_assert_ptr_nonnull(strstr(text, "(enum: laplace, gaussian, softmax; default:\n# laplace)\ngate = gaussian\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "\n[model]\n# Width d of every token (int: 8 to 4096; default: 128)\nd_model = 128\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "(enum: laplace, gaussian, softmax; default:\n# laplace)\ngate = gaussian\n"));
     ck_assert_ptr_nonnull(strstr(text, "\ncohort = runs/p12 set-a\n"));
     ck_assert_ptr_nonnull(strstr(text, "\nmodalities =\n"));
     fm_free(text);
@@ -335,10 +352,12 @@ START_TEST(test_schema_markdown_in_readme) {
     ck_assert_int_eq(fm_config_schema_markdown(&md, NULL), FM_OK);
     int n, lines = 0;
     fm_config_schema(&n);
-    for (const char *p = md; *p; p++) lines += *p == '\n';
+    for (const char *p = md; *p; p++)
+        lines += *p == '\n';
     ck_assert_int_eq(lines, n + 2);
     ck_assert_ptr_nonnull(strstr(md, "| `model.gate` | enum | `laplace` | laplace, gaussian, softmax | "));
-    ck_assert_ptr_nonnull(strstr(md, "| `model.d_model` | int | `128` | 8 to 4096 | Width d of every token |\n"));
+    ck_assert_ptr_nonnull(
+        strstr(md, "| `model.d_model` | int | `128` | 8 to 4096 | Width d of every token |\n"));
     FILE *f = fopen("README.md", "rb");
     ck_assert_ptr_nonnull(f);
     static char readme[1 << 20];
@@ -374,8 +393,8 @@ START_TEST(test_config_alloc_failure) {
             case 0: st = fm_config_init(&c, &err); break;
             case 1: st = fm_config_copy(&c, &base, &err); break;
             case 2:
-                st = fm_config_load_string(&base, "[data]\ntasks = mortality, phenotypes\n[train]\nlr = 0.1\n", "a.ini",
-                                           &err);
+                st = fm_config_load_string(
+                    &base, "[data]\ntasks = mortality, phenotypes\n[train]\nlr = 0.1\n", "a.ini", &err);
                 break;
             case 3: st = fm_config_apply_set(&base, "data.tasks=los_binary,mortality", &err); break;
             case 4: st = fm_config_to_ini(&base, &text, &err); break;

@@ -310,7 +310,8 @@ START_TEST(test_multilabel_by_hand) {
     assert_near(per[0], 0.75, HAND_TOL, "AUROC label 0 unmasked");
     ck_assert_int_eq(fm_metrics_micro_auroc(ML_SCORE, ML_LABEL, ML_MASK, 4, 3, &v, &err), FM_OK);
     assert_near(v, 19.5 / 24.0, HAND_TOL, "micro AUROC");
-    ck_assert_int_eq(fm_metrics_macro_f1(ML_SCORE, ML_LABEL, ML_MASK, 4, 3, NULL, per, &used, &v, &err), FM_OK);
+    ck_assert_int_eq(fm_metrics_macro_f1(ML_SCORE, ML_LABEL, ML_MASK, 4, 3, NULL, per, &used, &v, &err),
+                     FM_OK);
     assert_near(v, 2.0 / 3.0, HAND_TOL, "macro F1 at 0.5");
     ck_assert_int_eq(used, 2);
     ck_assert(isnan(per[2]));
@@ -328,7 +329,8 @@ START_TEST(test_multilabel_by_hand) {
     ck_assert_str_eq(err.message, "label[1, 2] = 2: expected 0 or 1");
     ck_assert_int_eq(fm_metrics_micro_auroc(ML_SCORE, lab, ML_MASK, 4, 3, &v, &err), FM_ERR_ARG);
     ck_assert_str_eq(err.message, "label[1, 2] = 2: expected 0 or 1");
-    ck_assert_int_eq(fm_metrics_macro_f1(ML_SCORE, lab, ML_MASK, 4, 3, NULL, NULL, NULL, &v, &err), FM_ERR_ARG);
+    ck_assert_int_eq(fm_metrics_macro_f1(ML_SCORE, lab, ML_MASK, 4, 3, NULL, NULL, NULL, &v, &err),
+                     FM_ERR_ARG);
 
     /* Degenerate: no label with both classes; a NaN score in a qualifying label. */
     const float zeros[12] = {0};
@@ -425,7 +427,8 @@ START_TEST(test_against_sklearn) {
     const FmFixtureTensor *ml = fm_fixture_get(&fx, "ml0.label", 90 * 6);
     const FmFixtureTensor *mm = fm_fixture_get(&fx, "ml0.mask", 90 * 6);
     uint8_t mask[90 * 6];
-    for (int i = 0; i < 90 * 6; i++) mask[i] = mm->data[i] != 0.0f;
+    for (int i = 0; i < 90 * 6; i++)
+        mask[i] = mm->data[i] != 0.0f;
     double v;
     int used;
     ck_assert_int_eq(fm_metrics_macro_auroc(ms->data, ml->data, mask, 90, 6, NULL, &used, &v, &err), FM_OK);
@@ -433,7 +436,8 @@ START_TEST(test_against_sklearn) {
     ck_assert_int_eq(used, (int)fx1(&fx, "ml0", "macro_auroc_n"));
     ck_assert_int_eq(fm_metrics_micro_auroc(ms->data, ml->data, mask, 90, 6, &v, &err), FM_OK);
     assert_near(v, fx1(&fx, "ml0", "micro_auroc"), SK_TOL, "micro AUROC");
-    ck_assert_int_eq(fm_metrics_macro_f1(ms->data, ml->data, mask, 90, 6, NULL, NULL, &used, &v, &err), FM_OK);
+    ck_assert_int_eq(fm_metrics_macro_f1(ms->data, ml->data, mask, 90, 6, NULL, NULL, &used, &v, &err),
+                     FM_OK);
     assert_near(v, fx1(&fx, "ml0", "macro_f1"), SK_TOL, "macro F1");
     ck_assert_int_eq(used, (int)fx1(&fx, "ml0", "macro_f1_n"));
     fm_fixture_free(&fx);
@@ -511,7 +515,8 @@ START_TEST(test_order_invariance) {
         l[i] = (float)(fm_rng_uniform(&r) < 0.3 + 0.4 * s[i]);
     }
     size_t idx[N];
-    for (size_t i = 0; i < N; i++) idx[i] = i;
+    for (size_t i = 0; i < N; i++)
+        idx[i] = i;
     fm_rng_shuffle(&r, idx, N);
     for (int i = 0; i < N; i++) {
         s2[i] = s[idx[i]];
@@ -564,7 +569,9 @@ START_TEST(test_metrics_alloc_failure) {
             case 2: st = fm_metrics_pr_curve(TIE_SCORE, TIE_LABEL, TIE_N, &c, &err); break;
             case 3: st = fm_metrics_calibration_curve(TIE_SCORE, TIE_LABEL, TIE_N, 10, &cal, &err); break;
             case 4: st = fm_metrics_ece(TIE_SCORE, TIE_LABEL, TIE_N, 10, &v, &err); break;
-            case 5: st = fm_metrics_macro_auroc(ML_SCORE, ML_LABEL, ML_MASK, 4, 3, NULL, NULL, &v, &err); break;
+            case 5:
+                st = fm_metrics_macro_auroc(ML_SCORE, ML_LABEL, ML_MASK, 4, 3, NULL, NULL, &v, &err);
+                break;
             case 6: st = fm_metrics_best_f1_threshold(TIE_SCORE, TIE_LABEL, TIE_N, &t, &err); break;
             }
             long calls = fm_alloc_calls();
@@ -621,11 +628,14 @@ START_TEST(test_json_report_round_trip) {
     FmBootstrapConfig boot = fm_bootstrap_default();
     boot.n_resamples = 200;
     boot.seed = 3;
-    ck_assert_int_eq(fm_json_add_binary_report(root, "mortality", TIE_SCORE, TIE_LABEL, TIE_N, 0.5, &boot, &err), FM_OK);
+    ck_assert_int_eq(
+        fm_json_add_binary_report(root, "mortality", TIE_SCORE, TIE_LABEL, TIE_N, 0.5, &boot, &err), FM_OK);
     const float pred[] = {1, 2, 3, 4}, target[] = {1, 3, 2, 6};
-    ck_assert_int_eq(fm_json_add_regression_report(root, "los_regression", pred, target, 4, NULL, &err), FM_OK);
+    ck_assert_int_eq(fm_json_add_regression_report(root, "los_regression", pred, target, 4, NULL, &err),
+                     FM_OK);
     const char *names[] = {"sepsis", "shock", "aki"};
-    ck_assert_int_eq(fm_json_add_multilabel_report(root, "phenotypes", ML_SCORE, ML_LABEL, ML_MASK, 4, 3, names, NULL, &err),
+    ck_assert_int_eq(fm_json_add_multilabel_report(root, "phenotypes", ML_SCORE, ML_LABEL, ML_MASK, 4, 3,
+                                                   names, NULL, &err),
                      FM_OK);
     ck_assert_int_eq(fm_json_add_number(root, "not_measured", NAN, &err), FM_OK);
     const double arr[] = {0.5, NAN, INFINITY};
@@ -647,14 +657,15 @@ START_TEST(test_json_report_round_trip) {
     ck_assert_ptr_nonnull(doc);
     /* Values survive printing to within 1e-15 (cJSON prints up to 17 significant digits). */
     assert_near(json_num(doc, "mortality", "auroc", "value"), 9.5 / 12, 1e-15, "auroc value");
-    double lo = json_num(doc, "mortality", "auroc", "ci_low"), hi = json_num(doc, "mortality", "auroc", "ci_high");
+    double lo = json_num(doc, "mortality", "auroc", "ci_low"),
+           hi = json_num(doc, "mortality", "auroc", "ci_high");
     ck_assert(lo <= 9.5 / 12 && 9.5 / 12 <= hi && lo < hi);
     assert_near(json_num(doc, "mortality", "auroc", "replicates"), 200, 0, "replicates");
     assert_near(json_num(doc, "mortality", "f1", "value"), 0.75, 1e-15, "f1 value");
     assert_near(json_num(doc, "mortality", "threshold", NULL), 0.5, 0, "threshold");
     assert_near(json_num(doc, "mortality", "n_positive", NULL), 4, 0, "n_positive");
-    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "mortality"), "bootstrap"),
-                                               "stratified")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "mortality"), "bootstrap"), "stratified")));
     assert_near(json_num(doc, "los_regression", "mae", "value"), 1.0, 1e-15, "mae");
     ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "los_regression"), "bootstrap"));
     assert_near(json_num(doc, "phenotypes", "macro_auroc", "value"), 0.875, 1e-15, "macro auroc");
@@ -717,8 +728,13 @@ START_TEST(test_json_alloc_failure) {
             fm_alloc_fail_after(k);
             FmStatus st = FM_OK;
             switch (which) {
-            case 0: st = fm_json_add_binary_report(root, "m", TIE_SCORE, TIE_LABEL, TIE_N, 0.5, &boot, &err); break;
-            case 1: st = fm_json_add_multilabel_report(root, "p", ML_SCORE, ML_LABEL, ML_MASK, 4, 3, NULL, NULL, &err); break;
+            case 0:
+                st = fm_json_add_binary_report(root, "m", TIE_SCORE, TIE_LABEL, TIE_N, 0.5, &boot, &err);
+                break;
+            case 1:
+                st = fm_json_add_multilabel_report(root, "p", ML_SCORE, ML_LABEL, ML_MASK, 4, 3, NULL, NULL,
+                                                   &err);
+                break;
             case 2: st = fm_json_add_config(root, "config", &cfg, &err); break;
             case 3: st = fm_json_write(root, path, &err); break;
             }
@@ -745,7 +761,9 @@ END_TEST
  * only FcFini would release; LeakSanitizer is told to ignore allocations made inside that
  * library, and nothing else. */
 const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:libfontconfig.so\n"; }
+const char *__lsan_default_suppressions(void) {
+    return "leak:libfontconfig.so\n";
+}
 
 /* Checks a PNG's signature and IHDR size; returns the file size. */
 static size_t check_png(const char *path, unsigned want_w, unsigned want_h) {
@@ -756,7 +774,8 @@ static size_t check_png(const char *path, unsigned want_w, unsigned want_h) {
     const unsigned char *u = (const unsigned char *)b;
     unsigned w = (unsigned)u[16] << 24 | (unsigned)u[17] << 16 | (unsigned)u[18] << 8 | u[19];
     unsigned h = (unsigned)u[20] << 24 | (unsigned)u[21] << 16 | (unsigned)u[22] << 8 | u[23];
-    if (want_w) ck_assert_msg(w == want_w && h == want_h, "%s: %u x %u, want %u x %u", path, w, h, want_w, want_h);
+    if (want_w)
+        ck_assert_msg(w == want_w && h == want_h, "%s: %u x %u, want %u x %u", path, w, h, want_w, want_h);
     ck_assert(memcmp(b + len - 8, "IEND", 4) == 0); /* complete file */
     free(b);
     return len;
@@ -770,7 +789,8 @@ static size_t check_svg(const char *path, const char *size_attr) {
     ck_assert_msg(strstr(b, size_attr) != NULL, "%s lacks %s", path, size_attr);
     ck_assert(len > 7 && strcmp(b + len - 7, "</svg>\n") == 0);
     int glyphs = 0;
-    for (const char *p = b; (p = strstr(p, "<use xlink:href=\"#glyph")); p++) glyphs++;
+    for (const char *p = b; (p = strstr(p, "<use xlink:href=\"#glyph")); p++)
+        glyphs++;
     ck_assert_msg(glyphs > 100, "%s: only %d glyphs drawn", path, glyphs);
     free(b);
     return len;
@@ -798,7 +818,7 @@ START_TEST(test_plots_written) {
     FmPlotSeries curves[] = {{"Laplace gate", c1.x, c1.y, c1.n, a1}, {"Softmax gate", c2.x, c2.y, c2.n, a2}};
     snprintf(path, sizeof path, "%s/roc.png", dir);
     ck_assert_int_eq(fm_plot_roc(path, curves, 2, "Mortality", &err), FM_OK);
-    ck_assert_uint_gt(check_png(path, 1000, 1000), 20000); /* observed 68 KB */
+    ck_assert_uint_gt(check_png(path, 1000, 1000), 20000);             /* observed 68 KB */
     ck_assert_int_eq(fm_plot_roc(path, curves, 1, NULL, &err), FM_OK); /* replaces the file */
     check_png(path, 1000, 1000);
     snprintf(path, sizeof path, "%s/roc.svg", dir);
@@ -818,10 +838,12 @@ START_TEST(test_plots_written) {
 
     /* Expert utilisation: 4 modalities x 16 experts, one cell not measured. */
     double util[64];
-    for (int i = 0; i < 64; i++) util[i] = fm_rng_uniform(&r) * 0.2;
+    for (int i = 0; i < 64; i++)
+        util[i] = fm_rng_uniform(&r) * 0.2;
     util[7] = NAN;
     const char *rows[] = {"vitals", "labs", "notes", "static"};
-    FmHeatmap map = {util, 4, 16, rows, NULL, "Expert utilisation", "expert", "modality", "share of tokens", NAN, NAN, 1};
+    FmHeatmap map = {util, 4,   16, rows, NULL, "Expert utilisation", "expert", "modality", "share of tokens",
+                     NAN,  NAN, 1};
     snprintf(path, sizeof path, "%s/experts.png", dir);
     ck_assert_int_eq(fm_plot_heatmap(path, &map, &err), FM_OK);
     check_png(path, 0, 0);
@@ -836,7 +858,8 @@ START_TEST(test_plots_written) {
         snprintf(names[k], sizeof names[k], "expert-%02d", k);
         cols[k] = names[k];
     }
-    for (int i = 0; i < 120; i++) flat[i] = 0.25;
+    for (int i = 0; i < 120; i++)
+        flat[i] = 0.25;
     FmHeatmap wide = {flat, 3, 40, NULL, cols, NULL, NULL, NULL, NULL, NAN, NAN, 1};
     snprintf(path, sizeof path, "%s/wide.png", dir);
     ck_assert_int_eq(fm_plot_heatmap(path, &wide, &err), FM_OK);

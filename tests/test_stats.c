@@ -69,7 +69,8 @@ START_TEST(test_t_cdf_and_betainc) {
     for (double x = 0.0; x <= 1.0; x += 0.05) {
         assert_near(fm_stats_betainc(1, 1, x), x, 1e-14, "I_x(1,1)");
         assert_near(fm_stats_betainc(3.5, 1, x), pow(x, 3.5), 1e-14, "I_x(a,1)");
-        assert_near(fm_stats_betainc(2, 3, x), 6 * x * x - 8 * x * x * x + 3 * x * x * x * x, 1e-14, "I_x(2,3)");
+        assert_near(fm_stats_betainc(2, 3, x), 6 * x * x - 8 * x * x * x + 3 * x * x * x * x, 1e-14,
+                    "I_x(2,3)");
     }
     assert_near(fm_stats_betainc(2, 3, 0.4), 0.5248, 1e-14, "I_0.4(2,3)");
     assert_near(fm_stats_betainc(40, 40, 0.5), 0.5, 1e-13, "I_0.5(a,a)");
@@ -183,7 +184,8 @@ END_TEST
  * (mode="approx", no continuity correction) p = 0.016733071607703435. */
 START_TEST(test_wilcoxon_against_scipy) {
     double d[60], zero[60] = {0};
-    for (int i = 0; i < 60; i++) d[i] = (i + 1) * (i % 3 ? 1.0 : -1.0);
+    for (int i = 0; i < 60; i++)
+        d[i] = (i + 1) * (i % 3 ? 1.0 : -1.0);
     FmWilcoxon w;
     ck_assert_int_eq(fm_stats_wilcoxon(d, zero, 20, &w, NULL), FM_OK);
     ck_assert(w.exact);
@@ -413,7 +415,8 @@ START_TEST(test_results_table_known_values) {
         "| laplace | 5 | 86.4 +- 1.1 [85.0, 87.8] | 51.0 +- 2.6 [47.7, 54.3] | baseline | baseline |\n"
         "| softmax | 5 | 84.8 +- 0.8 [83.8, 85.8] | 49.6 +- 1.8 [47.3, 51.9] | -1.6 [-3.0, -0.2], p = 0.03 | "
         "-1.4 [-2.8, +0.0], p = 0.05 |\n"
-        "| gaussian | 3 | 87.0 +- 1.0 [84.5, 89.5] | 50.5 +- 0.7 [44.1, 56.9] (n = 2) | +1.0 [+1.0, +1.0], p < 0.001 | "
+        "| gaussian | 3 | 87.0 +- 1.0 [84.5, 89.5] | 50.5 +- 0.7 [44.1, 56.9] (n = 2) | +1.0 [+1.0, +1.0], p "
+        "< 0.001 | "
         "+1.5 [-4.9, +7.9], p = 0.20 (n = 2 pairs) |\n";
     ck_assert_msg(strcmp(md, want) == 0, "table:\n%s", md);
     fm_free(md);
@@ -432,7 +435,8 @@ START_TEST(test_results_table_known_values) {
     FmTableSpec spec3 = {cols, 2, NULL, NULL, 0, 0, 0};
     ck_assert_int_eq(fm_results_table_markdown(&r, &spec3, &md, &err), FM_OK);
     ck_assert_ptr_null(strstr(md, " vs "));
-    ck_assert_msg(strstr(md, "| Configuration | Runs | AUROC (%) | AUPRC (%) |\n|---|---:|---|---|\n"), "%s", md);
+    ck_assert_msg(strstr(md, "| Configuration | Runs | AUROC (%) | AUPRC (%) |\n|---|---:|---|---|\n"), "%s",
+                  md);
     fm_free(md);
 
     /* Unknown names are refused. */
@@ -483,8 +487,10 @@ START_TEST(test_results_csv_round_trip) {
     len = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[len] = '\0';
-    ck_assert_msg(strncmp(text, "config,split,seed,auroc,auprc,brier\nlaplace,0,1,0.86,0.5,\n", 58) == 0, "%s", text);
-    ck_assert_ptr_nonnull(strstr(text, "\n\"softmax, 8 experts \"\"wide\"\"\",2,11,0.3333333333333333,,0.125\n"));
+    ck_assert_msg(strncmp(text, "config,split,seed,auroc,auprc,brier\nlaplace,0,1,0.86,0.5,\n", 58) == 0,
+                  "%s", text);
+    ck_assert_ptr_nonnull(
+        strstr(text, "\n\"softmax, 8 experts \"\"wide\"\"\",2,11,0.3333333333333333,,0.125\n"));
     ck_assert_ptr_nonnull(strstr(text, "\ngaussian,0,2,0.88,,\n"));
     /* Reading the same file again into the merged set finds every run twice. */
     ck_assert_int_eq(fm_results_read_csv(&back, path, &err), FM_ERR_FORMAT);
@@ -524,8 +530,10 @@ START_TEST(test_results_csv_errors) {
         {"config,split,seed,auroc\nlaplace,0,1,0.8\n\nlaplace,0,2,high\n", 4, FM_ERR_FORMAT,
          "column auroc: expected a number, got \"high\""},
         {"config,split,seed,auroc\nlaplace,0,1\n", 2, FM_ERR_FORMAT, "3 fields, expected 4"},
-        {"config,split,seed,auroc\nlaplace,zero,1,0.8\n", 2, FM_ERR_FORMAT, "column split: expected an integer, got \"zero\""},
-        {"config,seed,split,auroc\n", 1, FM_ERR_FORMAT, "header: expected the columns config, split, seed first, got \"seed\""},
+        {"config,split,seed,auroc\nlaplace,zero,1,0.8\n", 2, FM_ERR_FORMAT,
+         "column split: expected an integer, got \"zero\""},
+        {"config,seed,split,auroc\n", 1, FM_ERR_FORMAT,
+         "header: expected the columns config, split, seed first, got \"seed\""},
         {"config,split,seed,auroc,auroc\n", 1, FM_ERR_FORMAT, "header: column \"auroc\" appears twice"},
         {"config,split,seed,auroc\nlaplace,0,1,0.8\nlaplace,0,1,0.7\n", 3, FM_ERR_FORMAT,
          "run (config \"laplace\", split 0, seed 1) is already present"},
