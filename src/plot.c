@@ -266,6 +266,7 @@ static Frame unit_frame(void) {
 #define UNIT_W 500.0
 #define UNIT_H 500.0
 #define MAX_SERIES 32
+#define MAX_BINS 1000
 
 /* ---------------------------------------------------------------------------------------------
  * Plots
@@ -301,8 +302,9 @@ FmStatus fm_plot_calibration(const char *path, const FmPlotCalibration *series, 
     if (n_series < 1 || n_series > MAX_SERIES)
         return FM_FAIL(err, FM_ERR_ARG, path, "calibration plot: %d series (1 to %d)", n_series, MAX_SERIES);
     for (int i = 0; i < n_series; i++)
-        if (!series[i].cal || series[i].cal->n_bins < 1)
-            return FM_FAIL(err, FM_ERR_ARG, path, "calibration plot: series %d has no bins", i);
+        if (!series[i].cal || series[i].cal->n_bins < 1 || series[i].cal->n_bins > MAX_BINS)
+            return FM_FAIL(err, FM_ERR_ARG, path, "calibration plot: series %d has %d bins (1 to %d)", i,
+                           series[i].cal ? series[i].cal->n_bins : 0, MAX_BINS);
     Canvas c;
     FmStatus st = canvas_open(&c, path, UNIT_W, UNIT_H, err);
     if (st != FM_OK) return st;
@@ -328,9 +330,9 @@ FmStatus fm_plot_calibration(const char *path, const FmPlotCalibration *series, 
         for (int b = 0; b < cal->n_bins; b++)
             if (cal->count[b] > max_count) max_count = cal->count[b];
         /* Lines through the non-empty bins (empty bins hold NaN and are skipped). */
-        double xs[1024], ys[1024];
+        double xs[MAX_BINS], ys[MAX_BINS];
         int m = 0;
-        for (int b = 0; b < cal->n_bins && m < 1024; b++)
+        for (int b = 0; b < cal->n_bins; b++)
             if (cal->count[b]) {
                 xs[m] = cal->mean_prob[b];
                 ys[m] = cal->frac_pos[b];

@@ -41,7 +41,7 @@ typedef struct {
 /* Reliability diagram: per non-empty bin, mean predicted probability against the fraction of
  * positives, joined by lines, with markers whose area grows with the bin's sample count, the
  * bin edges as light vertical lines (first series), and the diagonal of perfect calibration.
- * FM_ERR_ARG when n_series < 1. */
+ * FM_ERR_ARG when n_series < 1 or a series has no bins or more than 1000. */
 FmStatus fm_plot_calibration(const char *path, const FmPlotCalibration *series, int n_series,
                              const char *title, FmError *err);
 

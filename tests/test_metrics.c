@@ -764,6 +764,10 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) {
     return "leak:libfontconfig.so\n";
 }
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void) {
+    return "print_suppressions=0";
+}
 
 /* Checks a PNG's signature and IHDR size; returns the file size. */
 static size_t check_png(const char *path, unsigned want_w, unsigned want_h) {
