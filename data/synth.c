@@ -13,8 +13,8 @@
 
 /* The CSV outputs, opened together and published together at the end. */
 enum { OUT_OBS, OUT_LABELS, OUT_LATENT, OUT_INDEX, N_OUT };
-static const char *const OUT_NAMES[N_OUT] = {FM_SYNTH_OBSERVATIONS_CSV, FM_SYNTH_LABELS_CSV, FM_SYNTH_LATENT_CSV,
-                                             FM_SYNTH_IMAGE_INDEX_CSV};
+static const char *const OUT_NAMES[N_OUT] = {FM_SYNTH_OBSERVATIONS_CSV, FM_SYNTH_LABELS_CSV,
+                                             FM_SYNTH_LATENT_CSV, FM_SYNTH_IMAGE_INDEX_CSV};
 
 typedef struct {
     const char *dir;
@@ -36,7 +36,8 @@ static FmStatus path_in(const char *dir, const char *name, char *out, size_t cap
 /* mkdir -p for `path`. */
 static FmStatus make_dirs(const char *path, FmError *err) {
     char buf[FM_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return FM_FAIL(err, FM_ERR_ARG, path, "path too long");
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return FM_FAIL(err, FM_ERR_ARG, path, "path too long");
     for (char *p = buf + 1;; p++) {
         char c = *p;
         if (c != '/' && c != '\0') continue;
@@ -55,7 +56,8 @@ static FmStatus make_dirs(const char *path, FmError *err) {
 static FmStatus table_reserve(FmEventTable *t, size_t *cap, size_t need, FmError *err) {
     if (need <= *cap) return FM_OK;
     size_t n = *cap ? *cap : 256;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     int64_t *ids = fm_realloc(t->stay_id, n * sizeof *ids);
     if (ids) t->stay_id = ids;
     float *times = ids ? fm_realloc(t->time_h, n * sizeof *times) : NULL;
@@ -67,14 +69,15 @@ static FmStatus table_reserve(FmEventTable *t, size_t *cap, size_t need, FmError
     return FM_OK;
 }
 
-static FmStatus append_rows(FmEventTable *t, size_t *cap, int64_t stay_id, const float *times, const float *values,
-                            int count, FmError *err) {
+static FmStatus append_rows(FmEventTable *t, size_t *cap, int64_t stay_id, const float *times,
+                            const float *values, int count, FmError *err) {
     FmStatus st = table_reserve(t, cap, t->n + (size_t)count, err);
     if (st != FM_OK) return st;
     for (int i = 0; i < count; i++) {
         t->stay_id[t->n] = stay_id;
         t->time_h[t->n] = times[i];
-        memcpy(t->values + t->n * (size_t)t->dim, values + (size_t)i * (size_t)t->dim, (size_t)t->dim * sizeof(float));
+        memcpy(t->values + t->n * (size_t)t->dim, values + (size_t)i * (size_t)t->dim,
+               (size_t)t->dim * sizeof(float));
         t->n++;
     }
     return FM_OK;
@@ -98,10 +101,12 @@ static FmStatus write_mapping(const char *dir, FmError *err) {
 static void write_headers(Writer *w) {
     fprintf(w->out[OUT_OBS].f, "stay_id,time_h,variable,value\n");
     fprintf(w->out[OUT_LABELS].f, "stay_id,mortality,los_days");
-    for (int k = 0; k < FM_SYNTH_N_PHENOTYPES; k++) fprintf(w->out[OUT_LABELS].f, ",%s", FM_SYNTH_PHENOTYPE_NAMES[k]);
+    for (int k = 0; k < FM_SYNTH_N_PHENOTYPES; k++)
+        fprintf(w->out[OUT_LABELS].f, ",%s", FM_SYNTH_PHENOTYPE_NAMES[k]);
     fprintf(w->out[OUT_LABELS].f, "\n");
     fprintf(w->out[OUT_LATENT].f, "stay_id");
-    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++) fprintf(w->out[OUT_LATENT].f, ",%s", FM_SYNTH_FACTOR_NAMES[k]);
+    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++)
+        fprintf(w->out[OUT_LATENT].f, ",%s", FM_SYNTH_FACTOR_NAMES[k]);
     fprintf(w->out[OUT_LATENT].f, ",has_labs,has_notes,has_images\n");
     fprintf(w->out[OUT_INDEX].f, "stay_id,time_h,path\n");
 }
@@ -136,15 +141,18 @@ static FmStatus write_stay(Writer *w, FmSynthSummary *sum, FmError *err) {
 
     FILE *lat = w->out[OUT_LATENT].f;
     fprintf(lat, "%lld", id);
-    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++) fprintf(lat, ",%.4f", s->z[k]);
+    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++)
+        fprintf(lat, ",%.4f", s->z[k]);
     fprintf(lat, ",%d,%d,%d\n", s->has_labs, s->has_notes, s->has_images);
     sum->stays_with_labs += s->has_labs;
     sum->stays_with_notes += s->has_notes;
     sum->stays_with_images += s->has_images;
 
-    FmStatus st = append_rows(&w->notes, &w->notes_cap, s->stay_id, s->note_time, s->note_vec, s->n_notes, err);
+    FmStatus st =
+        append_rows(&w->notes, &w->notes_cap, s->stay_id, s->note_time, s->note_vec, s->n_notes, err);
     if (st == FM_OK)
-        st = append_rows(&w->feats, &w->feats_cap, s->stay_id, s->image_time, s->image_feat, s->n_images, err);
+        st =
+            append_rows(&w->feats, &w->feats_cap, s->stay_id, s->image_time, s->image_feat, s->n_images, err);
     sum->notes += (size_t)s->n_notes;
     sum->images += (size_t)s->n_images;
 
@@ -152,7 +160,8 @@ static FmStatus write_stay(Writer *w, FmSynthSummary *sum, FmError *err) {
     const size_t px = (size_t)S * (size_t)S;
     for (int i = 0; i < s->n_images && st == FM_OK; i++) {
         const float *g = s->pixels + (size_t)i * px;
-        for (size_t p = 0; p < px; p++) w->png8[p] = (uint8_t)lrint(g[p] * 255.0f);
+        for (size_t p = 0; p < px; p++)
+            w->png8[p] = (uint8_t)lrint(g[p] * 255.0f);
         char name[64], rel[96], path[FM_PATH_MAX];
         snprintf(name, sizeof name, "%lld_%d.png", id, i);
         snprintf(rel, sizeof rel, "%s/%s", FM_SYNTH_IMAGES_DIR, name);
@@ -246,9 +255,12 @@ size_t fm_synth_prepare_command(const FmSynthConfig *cfg, const char *dir, char 
     static const struct {
         const char *option, *file;
     } FILES[] = {
-        {"--long-csv", FM_SYNTH_OBSERVATIONS_CSV}, {"--labels", FM_SYNTH_LABELS_CSV},
-        {"--mapping", FM_SYNTH_MAPPING_CSV},       {"--notes", FM_SYNTH_NOTES_H5},
-        {"--image-features", FM_SYNTH_IMAGE_FEATURES_H5}, {"--images", FM_SYNTH_IMAGE_INDEX_CSV},
+        {"--long-csv", FM_SYNTH_OBSERVATIONS_CSV},
+        {"--labels", FM_SYNTH_LABELS_CSV},
+        {"--mapping", FM_SYNTH_MAPPING_CSV},
+        {"--notes", FM_SYNTH_NOTES_H5},
+        {"--image-features", FM_SYNTH_IMAGE_FEATURES_H5},
+        {"--images", FM_SYNTH_IMAGE_INDEX_CSV},
     };
     size_t len = 0;
     char path[FM_PATH_MAX * 2], num[32];

@@ -6,22 +6,20 @@
 
 #include "src/alloc.h"
 
-const char *const FM_SYNTH_FACTOR_NAMES[FM_SYNTH_N_FACTORS] = {"cardio", "renal", "resp",
+const char *const FM_SYNTH_FACTOR_NAMES[FM_SYNTH_N_FACTORS] = {"cardio", "renal",  "resp",
                                                                "neuro",  "infect", "age"};
 
-const char *const FM_SYNTH_PHENOTYPE_NAMES[FM_SYNTH_N_PHENOTYPES] = {
-    "phe_shock", "phe_aki", "phe_pneumonia", "phe_sepsis", "phe_delirium"};
+const char *const FM_SYNTH_PHENOTYPE_NAMES[FM_SYNTH_N_PHENOTYPES] = {"phe_shock", "phe_aki", "phe_pneumonia",
+                                                                     "phe_sepsis", "phe_delirium"};
 
 /* Names follow PhysioNet 2012 where it has the variable; ranges are wide plausible bounds. */
 const FmSynthVariable FM_SYNTH_VARIABLES[FM_SYNTH_N_VARIABLES] = {
-    {"HR", "vitals", 0, 300, 0},         {"MAP", "vitals", 0, 300, 0},
-    {"RespRate", "vitals", 0, 100, 0},   {"Temp", "vitals", 25, 45, 1},
-    {"SpO2", "vitals", 0, 100, 0},       {"Creatinine", "labs", 0, 30, 2},
-    {"BUN", "labs", 0, 300, 0},          {"HCO3", "labs", 0, 60, 0},
-    {"Lactate", "labs", 0, 40, 1},       {"WBC", "labs", 0, 200, 1},
-    {"Platelets", "labs", 0, 2000, 0},   {"Glucose", "labs", 0, 1500, 0},
-    {"Age", "static", 0, 120, 0},        {"Gender", "static", 0, 1, 0},
-    {"Height", "static", 100, 250, 1},   {"Weight", "static", 20, 300, 1},
+    {"HR", "vitals", 0, 300, 0},      {"MAP", "vitals", 0, 300, 0},      {"RespRate", "vitals", 0, 100, 0},
+    {"Temp", "vitals", 25, 45, 1},    {"SpO2", "vitals", 0, 100, 0},     {"Creatinine", "labs", 0, 30, 2},
+    {"BUN", "labs", 0, 300, 0},       {"HCO3", "labs", 0, 60, 0},        {"Lactate", "labs", 0, 40, 1},
+    {"WBC", "labs", 0, 200, 1},       {"Platelets", "labs", 0, 2000, 0}, {"Glucose", "labs", 0, 1500, 0},
+    {"Age", "static", 0, 120, 0},     {"Gender", "static", 0, 1, 0},     {"Height", "static", 100, 250, 1},
+    {"Weight", "static", 20, 300, 1},
 };
 
 /* Independent random streams of one stay (fm_rng_split numbers). Stream 0 of the root is the
@@ -49,46 +47,66 @@ FmSynthConfig fm_synth_default(void) {
     return c;
 }
 
-static int fraction_ok(double p) { return p >= 0.0 && p <= 1.0; }
+static int fraction_ok(double p) {
+    return p >= 0.0 && p <= 1.0;
+}
 
 FmStatus fm_synth_config_check(const FmSynthConfig *c, FmError *err) {
-    if (c->stays < 1 || c->stays > 10000000) return FM_FAIL(err, FM_ERR_ARG, "stays", "must be in 1..10000000, got %d", c->stays);
-    if (c->note_dim < 2 || c->note_dim > 8192) return FM_FAIL(err, FM_ERR_ARG, "note-dim", "must be in 2..8192, got %d", c->note_dim);
+    if (c->stays < 1 || c->stays > 10000000)
+        return FM_FAIL(err, FM_ERR_ARG, "stays", "must be in 1..10000000, got %d", c->stays);
+    if (c->note_dim < 2 || c->note_dim > 8192)
+        return FM_FAIL(err, FM_ERR_ARG, "note-dim", "must be in 2..8192, got %d", c->note_dim);
     if (c->image_feature_dim < 1 || c->image_feature_dim > 8192)
-        return FM_FAIL(err, FM_ERR_ARG, "image-feature-dim", "must be in 1..8192, got %d", c->image_feature_dim);
+        return FM_FAIL(err, FM_ERR_ARG, "image-feature-dim", "must be in 1..8192, got %d",
+                       c->image_feature_dim);
     if (c->image_size < 8 || c->image_size > 1024)
         return FM_FAIL(err, FM_ERR_ARG, "image-size", "must be in 8..1024, got %d", c->image_size);
-    if (!fraction_ok(c->missing_notes)) return FM_FAIL(err, FM_ERR_ARG, "missing-notes", "must be in [0, 1], got %g", c->missing_notes);
-    if (!fraction_ok(c->missing_images)) return FM_FAIL(err, FM_ERR_ARG, "missing-images", "must be in [0, 1], got %g", c->missing_images);
-    if (!fraction_ok(c->missing_labs)) return FM_FAIL(err, FM_ERR_ARG, "missing-labs", "must be in [0, 1], got %g", c->missing_labs);
+    if (!fraction_ok(c->missing_notes))
+        return FM_FAIL(err, FM_ERR_ARG, "missing-notes", "must be in [0, 1], got %g", c->missing_notes);
+    if (!fraction_ok(c->missing_images))
+        return FM_FAIL(err, FM_ERR_ARG, "missing-images", "must be in [0, 1], got %g", c->missing_images);
+    if (!fraction_ok(c->missing_labs))
+        return FM_FAIL(err, FM_ERR_ARG, "missing-labs", "must be in [0, 1], got %g", c->missing_labs);
     if (!(c->window_h > 0.0 && c->window_h <= 10000.0))
         return FM_FAIL(err, FM_ERR_ARG, "window-h", "must be in (0, 10000], got %g", c->window_h);
     return FM_OK;
 }
 
-static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
-static double uniform(FmRng *r, double a, double b) { return a + (b - a) * fm_rng_uniform(r); }
-static int bernoulli(FmRng *r, double p) { return fm_rng_uniform(r) < p; }
+static double sigmoid(double x) {
+    return 1.0 / (1.0 + exp(-x));
+}
+static double uniform(FmRng *r, double a, double b) {
+    return a + (b - a) * fm_rng_uniform(r);
+}
+static int bernoulli(FmRng *r, double p) {
+    return fm_rng_uniform(r) < p;
+}
 
 /* A random unit vector; with `ortho` non-NULL, made orthogonal to it (Gram-Schmidt). */
 static void random_direction(FmRng *r, float *u, int dim, const float *ortho) {
     double norm;
     do {
         norm = 0.0;
-        for (int i = 0; i < dim; i++) u[i] = (float)fm_rng_normal(r);
+        for (int i = 0; i < dim; i++)
+            u[i] = (float)fm_rng_normal(r);
         if (ortho) {
             double dot = 0.0;
-            for (int i = 0; i < dim; i++) dot += (double)u[i] * ortho[i];
-            for (int i = 0; i < dim; i++) u[i] = (float)(u[i] - dot * ortho[i]);
+            for (int i = 0; i < dim; i++)
+                dot += (double)u[i] * ortho[i];
+            for (int i = 0; i < dim; i++)
+                u[i] = (float)(u[i] - dot * ortho[i]);
         }
-        for (int i = 0; i < dim; i++) norm += (double)u[i] * u[i];
+        for (int i = 0; i < dim; i++)
+            norm += (double)u[i] * u[i];
     } while (norm < 1e-6);
-    for (int i = 0; i < dim; i++) u[i] = (float)(u[i] / sqrt(norm));
+    for (int i = 0; i < dim; i++)
+        u[i] = (float)(u[i] / sqrt(norm));
 }
 
 void fm_synth_model_free(FmSynthModel *m) {
     if (!m) return;
-    for (int k = 0; k < FM_SYNTH_N_DIRECTIONS; k++) fm_free(m->dir[k]);
+    for (int k = 0; k < FM_SYNTH_N_DIRECTIONS; k++)
+        fm_free(m->dir[k]);
     memset(m, 0, sizeof *m);
 }
 
@@ -109,7 +127,8 @@ FmStatus fm_synth_model_init(FmSynthModel *m, const FmSynthConfig *cfg, FmError 
     FmRng dirs = fm_rng_split(&m->root, 0);
     for (int k = 0; k < FM_SYNTH_N_DIRECTIONS; k++) {
         FmRng r = fm_rng_split(&dirs, (uint64_t)k);
-        random_direction(&r, m->dir[k], dims[k], k == FM_SYNTH_DIR_NOTE_INFECT ? m->dir[FM_SYNTH_DIR_NOTE_NEURO] : NULL);
+        random_direction(&r, m->dir[k], dims[k],
+                         k == FM_SYNTH_DIR_NOTE_INFECT ? m->dir[FM_SYNTH_DIR_NOTE_NEURO] : NULL);
     }
     return FM_OK;
 }
@@ -139,12 +158,14 @@ FmStatus fm_synth_stay_alloc(FmSynthStay *s, const FmSynthModel *m, FmError *err
     s->note_time = fm_malloc_array(FM_SYNTH_MAX_NOTES, sizeof *s->note_time);
     s->note_vec = fm_malloc_array((size_t)FM_SYNTH_MAX_NOTES * (size_t)c->note_dim, sizeof *s->note_vec);
     s->image_time = fm_malloc_array(FM_SYNTH_MAX_IMAGES, sizeof *s->image_time);
-    s->image_feat = fm_malloc_array((size_t)FM_SYNTH_MAX_IMAGES * (size_t)c->image_feature_dim, sizeof *s->image_feat);
+    s->image_feat =
+        fm_malloc_array((size_t)FM_SYNTH_MAX_IMAGES * (size_t)c->image_feature_dim, sizeof *s->image_feat);
     s->pixels = fm_malloc_array((size_t)FM_SYNTH_MAX_IMAGES * (size_t)c->image_size * (size_t)c->image_size,
                                 sizeof *s->pixels);
     int widest = c->note_dim > c->image_feature_dim ? c->note_dim : c->image_feature_dim;
     s->scratch = fm_malloc_array((size_t)widest, sizeof *s->scratch);
-    if (!s->obs || !s->note_time || !s->note_vec || !s->image_time || !s->image_feat || !s->pixels || !s->scratch) {
+    if (!s->obs || !s->note_time || !s->note_vec || !s->image_time || !s->image_feat || !s->pixels ||
+        !s->scratch) {
         fm_synth_stay_free(s);
         return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for a synthetic stay");
     }
@@ -155,7 +176,9 @@ FmStatus fm_synth_stay_alloc(FmSynthStay *s, const FmSynthModel *m, FmError *err
 
 /* Times are recorded to 0.001 h (3.6 s), rounded down, so the CSVs' "%.3f" text is exact and
  * never reaches the window's end. */
-static double quantise_time(double t) { return floor(t * 1000.0) / 1000.0; }
+static double quantise_time(double t) {
+    return floor(t * 1000.0) / 1000.0;
+}
 
 static void add_obs(FmSynthStay *s, float t, int var, double value) {
     FM_ASSERT(s->n_obs < s->cap_obs);
@@ -188,8 +211,9 @@ static void gen_labels(FmRng *r, FmSynthStay *s) {
     double eta = -2.75 + 0.9 * z[FM_SYNTH_Z_CARDIO] + 0.8 * z[FM_SYNTH_Z_RENAL] + 0.8 * z[FM_SYNTH_Z_RESP] +
                  0.8 * z[FM_SYNTH_Z_NEURO] + 0.5 * z[FM_SYNTH_Z_INFECT] + 0.6 * z[FM_SYNTH_Z_AGE];
     s->mortality = bernoulli(r, sigmoid(eta));
-    double log_los = log(5.5) + 0.1 * z[FM_SYNTH_Z_CARDIO] + 0.2 * z[FM_SYNTH_Z_RENAL] + 0.25 * z[FM_SYNTH_Z_RESP] +
-                     0.15 * z[FM_SYNTH_Z_NEURO] + 0.25 * z[FM_SYNTH_Z_INFECT] + 0.5 * fm_rng_normal(r);
+    double log_los = log(5.5) + 0.1 * z[FM_SYNTH_Z_CARDIO] + 0.2 * z[FM_SYNTH_Z_RENAL] +
+                     0.25 * z[FM_SYNTH_Z_RESP] + 0.15 * z[FM_SYNTH_Z_NEURO] + 0.25 * z[FM_SYNTH_Z_INFECT] +
+                     0.5 * fm_rng_normal(r);
     s->los_days = 2.0 + exp(log_los);
     if (bernoulli(r, 0.01)) s->los_days = NAN;
     s->phenotype[FM_SYNTH_PHE_SHOCK] = bernoulli(r, sigmoid(-1.6 + 2.2 * z[FM_SYNTH_Z_CARDIO]));
@@ -219,12 +243,14 @@ static void gen_vitals(FmRng *r, FmSynthStay *s, double W) {
     const double cardio = s->z[FM_SYNTH_Z_CARDIO], infect = s->z[FM_SYNTH_Z_INFECT];
     double dt_step = uniform(r, MIN_VITALS_INTERVAL_H, 1.75), offset = uniform(r, 0.0, dt_step);
     double x[N_VITALS];
-    for (int v = 0; v < N_VITALS; v++) x[v] = fm_rng_normal(r);
+    for (int v = 0; v < N_VITALS; v++)
+        x[v] = fm_rng_normal(r);
     double t_prev = 0.0;
     for (int k = 0; offset + k * dt_step < W + dt_step; k++) {
         double t = offset + k * dt_step + 0.1 * dt_step * fm_rng_normal(r);
         double rho = exp(-fabs(t - t_prev) / OU_TAU_H), kick = sqrt(1.0 - rho * rho);
-        for (int v = 0; v < N_VITALS; v++) x[v] = rho * x[v] + kick * fm_rng_normal(r);
+        for (int v = 0; v < N_VITALS; v++)
+            x[v] = rho * x[v] + kick * fm_rng_normal(r);
         t_prev = t;
         int seen[N_VITALS], artifact[N_VITALS];
         for (int v = 0; v < N_VITALS; v++) {
@@ -240,7 +266,9 @@ static void gen_vitals(FmRng *r, FmSynthStay *s, double W) {
         value[3] = 37.0 + 0.5 * infect + 0.35 * x[3];
         value[4] = fmin(100.0, 96.5 + 1.5 * x[4]);
         for (int v = 0; v < N_VITALS; v++)
-            if (seen[v]) add_obs(s, (float)quantise_time(t), FM_SYNTH_HR + v, artifact[v] ? FM_SYNTH_ARTIFACT : value[v]);
+            if (seen[v])
+                add_obs(s, (float)quantise_time(t), FM_SYNTH_HR + v,
+                        artifact[v] ? FM_SYNTH_ARTIFACT : value[v]);
     }
 }
 
@@ -253,7 +281,8 @@ static void gen_labs(FmRng *r, FmSynthStay *s, double W) {
     int draws = 2 + (int)fm_rng_below(r, MAX_LAB_DRAWS - 1);
     double times[MAX_LAB_DRAWS];
     times[0] = quantise_time(uniform(r, 0.0, fmin(2.0, W)));
-    for (int j = 1; j < draws; j++) times[j] = quantise_time(uniform(r, 0.0, W));
+    for (int j = 1; j < draws; j++)
+        times[j] = quantise_time(uniform(r, 0.0, W));
     double plt_level = fm_rng_normal(r), glu_level = fm_rng_normal(r);
     const double p_obs[N_LABS] = {0.95, 0.95, 0.90, sigmoid(-1.0 + 0.8 * cardio), 0.90, 0.85, 0.90};
     for (int j = 0; j < draws; j++) {
@@ -273,7 +302,8 @@ static void gen_labs(FmRng *r, FmSynthStay *s, double W) {
 
 /* count items at sorted uniform times in [0, W). */
 static void event_times(FmRng *r, float *t, int count, double W) {
-    for (int i = 0; i < count; i++) t[i] = (float)quantise_time(uniform(r, 0.0, W));
+    for (int i = 0; i < count; i++)
+        t[i] = (float)quantise_time(uniform(r, 0.0, W));
     qsort(t, (size_t)count, sizeof *t, float_cmp);
 }
 
@@ -281,7 +311,8 @@ static void event_times(FmRng *r, float *t, int count, double W) {
  * + a1 u1 + a2 u2 (the planted directions; u2 may be NULL). `offset` is scratch (dim). */
 static void gen_vectors(FmRng *r, float *out, int count, int dim, float *offset, const float *u1, double a1,
                         const float *u2, double a2) {
-    for (int d = 0; d < dim; d++) offset[d] = (float)(0.5 * fm_rng_normal(r));
+    for (int d = 0; d < dim; d++)
+        offset[d] = (float)(0.5 * fm_rng_normal(r));
     for (int i = 0; i < count; i++)
         for (int d = 0; d < dim; d++) {
             double v = offset[d] + fm_rng_normal(r) + a1 * u1[d] + (u2 ? a2 * u2[d] : 0.0);
@@ -332,7 +363,8 @@ void fm_synth_stay_generate(const FmSynthModel *m, uint64_t index, FmSynthStay *
     s->n_notes = s->n_images = 0;
 
     r = fm_rng_split(&stay, S_LATENT);
-    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++) s->z[k] = fm_rng_normal(&r);
+    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++)
+        s->z[k] = fm_rng_normal(&r);
     r = fm_rng_split(&stay, S_LABELS);
     gen_labels(&r, s);
     r = fm_rng_split(&stay, S_MISSING);
@@ -355,14 +387,15 @@ void fm_synth_stay_generate(const FmSynthModel *m, uint64_t index, FmSynthStay *
         s->n_notes = 1 + (int)fm_rng_below(&r, FM_SYNTH_MAX_NOTES);
         event_times(&r, s->note_time, s->n_notes, W);
         gen_vectors(&r, s->note_vec, s->n_notes, c->note_dim, s->scratch, m->dir[FM_SYNTH_DIR_NOTE_NEURO],
-                    1.0 * s->z[FM_SYNTH_Z_NEURO], m->dir[FM_SYNTH_DIR_NOTE_INFECT], 0.5 * s->z[FM_SYNTH_Z_INFECT]);
+                    1.0 * s->z[FM_SYNTH_Z_NEURO], m->dir[FM_SYNTH_DIR_NOTE_INFECT],
+                    0.5 * s->z[FM_SYNTH_Z_INFECT]);
     }
     if (s->has_images) {
         r = fm_rng_split(&stay, S_IMAGES);
         s->n_images = 1 + (int)fm_rng_below(&r, FM_SYNTH_MAX_IMAGES);
         event_times(&r, s->image_time, s->n_images, W);
-        gen_vectors(&r, s->image_feat, s->n_images, c->image_feature_dim, s->scratch, m->dir[FM_SYNTH_DIR_IMAGE_RESP],
-                    1.0 * s->z[FM_SYNTH_Z_RESP], NULL, 0.0);
+        gen_vectors(&r, s->image_feat, s->n_images, c->image_feature_dim, s->scratch,
+                    m->dir[FM_SYNTH_DIR_IMAGE_RESP], 1.0 * s->z[FM_SYNTH_Z_RESP], NULL, 0.0);
         size_t px = (size_t)c->image_size * (size_t)c->image_size;
         for (int i = 0; i < s->n_images; i++)
             render_image(&r, s->z[FM_SYNTH_Z_RESP], c->image_size, s->pixels + (size_t)i * px);

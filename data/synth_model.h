@@ -40,15 +40,15 @@
 #include "src/rng.h"
 
 typedef struct {
-    int stays;              /* number of stays (default 2000) */
-    uint64_t seed;          /* root seed (default 1) */
-    int note_dim;           /* note embedding width F (default 64, >= 2) */
-    int image_feature_dim;  /* image feature width (default 32) */
-    int image_size;         /* PNG side in pixels (default 32, >= 8) */
-    double missing_notes;   /* fraction of stays without any note (default 0.3) */
-    double missing_images;  /* fraction of stays without any image (default 0.5) */
-    double missing_labs;    /* fraction of stays without any lab (default 0.1) */
-    double window_h;        /* observation window in hours (default 48) */
+    int stays;             /* number of stays (default 2000) */
+    uint64_t seed;         /* root seed (default 1) */
+    int note_dim;          /* note embedding width F (default 64, >= 2) */
+    int image_feature_dim; /* image feature width (default 32) */
+    int image_size;        /* PNG side in pixels (default 32, >= 8) */
+    double missing_notes;  /* fraction of stays without any note (default 0.3) */
+    double missing_images; /* fraction of stays without any image (default 0.5) */
+    double missing_labs;   /* fraction of stays without any lab (default 0.1) */
+    double window_h;       /* observation window in hours (default 48) */
 } FmSynthConfig;
 
 /* The defaults above. */
@@ -89,10 +89,22 @@ typedef struct {
 } FmSynthVariable;
 
 enum {
-    FM_SYNTH_HR, FM_SYNTH_MAP, FM_SYNTH_RESPRATE, FM_SYNTH_TEMP, FM_SYNTH_SPO2,
-    FM_SYNTH_CREATININE, FM_SYNTH_BUN, FM_SYNTH_HCO3, FM_SYNTH_LACTATE, FM_SYNTH_WBC, FM_SYNTH_PLATELETS,
+    FM_SYNTH_HR,
+    FM_SYNTH_MAP,
+    FM_SYNTH_RESPRATE,
+    FM_SYNTH_TEMP,
+    FM_SYNTH_SPO2,
+    FM_SYNTH_CREATININE,
+    FM_SYNTH_BUN,
+    FM_SYNTH_HCO3,
+    FM_SYNTH_LACTATE,
+    FM_SYNTH_WBC,
+    FM_SYNTH_PLATELETS,
     FM_SYNTH_GLUCOSE,
-    FM_SYNTH_AGE, FM_SYNTH_GENDER, FM_SYNTH_HEIGHT, FM_SYNTH_WEIGHT,
+    FM_SYNTH_AGE,
+    FM_SYNTH_GENDER,
+    FM_SYNTH_HEIGHT,
+    FM_SYNTH_WEIGHT,
     FM_SYNTH_N_VARIABLES
 };
 extern const FmSynthVariable FM_SYNTH_VARIABLES[FM_SYNTH_N_VARIABLES];
@@ -103,9 +115,9 @@ extern const FmSynthVariable FM_SYNTH_VARIABLES[FM_SYNTH_N_VARIABLES];
 
 /* Planted unit directions in the embedding spaces. */
 enum {
-    FM_SYNTH_DIR_NOTE_NEURO,   /* note_dim: carries the neuro factor */
-    FM_SYNTH_DIR_NOTE_INFECT,  /* note_dim, orthogonal to the first: carries infect (weakly) */
-    FM_SYNTH_DIR_IMAGE_RESP,   /* image_feature_dim: carries the resp factor */
+    FM_SYNTH_DIR_NOTE_NEURO,  /* note_dim: carries the neuro factor */
+    FM_SYNTH_DIR_NOTE_INFECT, /* note_dim, orthogonal to the first: carries infect (weakly) */
+    FM_SYNTH_DIR_IMAGE_RESP,  /* image_feature_dim: carries the resp factor */
     FM_SYNTH_N_DIRECTIONS
 };
 
@@ -129,14 +141,14 @@ typedef struct {
     int64_t stay_id;
     double z[FM_SYNTH_N_FACTORS];
     int mortality;
-    double los_days;   /* NaN: unknown (about 1% of stays) */
+    double los_days; /* NaN: unknown (about 1% of stays) */
     int phenotype[FM_SYNTH_N_PHENOTYPES];
     int has_labs, has_notes, has_images;
-    FmSynthObs *obs;   /* (n_obs) sorted by time, then variable */
+    FmSynthObs *obs; /* (n_obs) sorted by time, then variable */
     size_t n_obs, cap_obs;
     int n_notes;
-    float *note_time;  /* (n_notes) sorted */
-    float *note_vec;   /* (n_notes, note_dim) */
+    float *note_time; /* (n_notes) sorted */
+    float *note_vec;  /* (n_notes, note_dim) */
     int n_images;
     float *image_time; /* (n_images) sorted */
     float *image_feat; /* (n_images, image_feature_dim) */

@@ -27,10 +27,10 @@ typedef struct {
     const char *csv_path;
     FmError *err;
     FmStatus st;
-    long line;        /* physical line being fed to libcsv (1-based) */
-    long record_line; /* line on which the current record's first field ended */
+    long line;           /* physical line being fed to libcsv (1-based) */
+    long record_line;    /* line on which the current record's first field ended */
     long last_text_line; /* last line that held more than a line end */
-    size_t field;     /* index of the next field in the current record */
+    size_t field;        /* index of the next field in the current record */
     int header_done;
     int col[N_COLS]; /* field index of each needed column (header), -1 until seen */
     int have[N_COLS];
@@ -74,7 +74,8 @@ static void parse_stay(IndexParse *p, const char *s, size_t len) {
     if (len == 0)
         fail_at_line(p, FM_ERR_FORMAT, p->record_line, "column stay_id: missing value");
     else if (end == buf || *end != '\0' || errno == ERANGE)
-        fail_at_line(p, FM_ERR_FORMAT, p->record_line, "column stay_id: expected an integer, got \"%s\"", buf);
+        fail_at_line(p, FM_ERR_FORMAT, p->record_line, "column stay_id: expected an integer, got \"%s\"",
+                     buf);
     else
         p->cur.stay_id = v;
 }
@@ -89,7 +90,8 @@ static void parse_time(IndexParse *p, const char *s, size_t len) {
     else if (end == buf || *end != '\0')
         fail_at_line(p, FM_ERR_FORMAT, p->record_line, "column time_h: expected a number, got \"%s\"", buf);
     else if (!isfinite((float)v))
-        fail_at_line(p, FM_ERR_FORMAT, p->record_line, "column time_h: expected a finite number, got \"%s\"", buf);
+        fail_at_line(p, FM_ERR_FORMAT, p->record_line, "column time_h: expected a finite number, got \"%s\"",
+                     buf);
     else
         p->cur.time_h = (float)v;
 }
@@ -157,7 +159,8 @@ static void on_record(int term, void *ctx) {
         for (int c = 0; c < N_COLS; c++)
             if (p->col[c] < 0) {
                 fail_at_line(p, FM_ERR_FORMAT, p->record_line,
-                             "missing column '%s' (the header must name stay_id, time_h and path)", COL_NAMES[c]);
+                             "missing column '%s' (the header must name stay_id, time_h and path)",
+                             COL_NAMES[c]);
                 return;
             }
         return;
@@ -194,7 +197,8 @@ static void feed(IndexParse *p, struct csv_parser *csv, const char *buf, size_t 
     while (len > 0 && p->st == FM_OK) {
         const char *nl = memchr(buf, '\n', len);
         size_t piece = nl ? (size_t)(nl - buf) + 1 : len;
-        if (piece > 2 || (piece == 2 && buf[0] != '\r') || (piece == 1 && buf[0] != '\n')) p->last_text_line = p->line;
+        if (piece > 2 || (piece == 2 && buf[0] != '\r') || (piece == 1 && buf[0] != '\n'))
+            p->last_text_line = p->line;
         if (csv_parse(csv, buf, piece, on_field, on_record, p) != piece && p->st == FM_OK) {
             int e = csv_error(csv);
             if (e == CSV_ENOMEM)
@@ -209,7 +213,8 @@ static void feed(IndexParse *p, struct csv_parser *csv, const char *buf, size_t 
 }
 
 static void free_rows(IndexParse *p) {
-    for (size_t i = 0; i < p->n; i++) fm_free(p->rows[i].path);
+    for (size_t i = 0; i < p->n; i++)
+        fm_free(p->rows[i].path);
     fm_free(p->rows);
     fm_free(p->cur.path);
     p->rows = NULL;
@@ -230,7 +235,8 @@ static FmStatus parse_index(IndexParse *p) {
     csv_set_free_func(&csv, fm_free);
     char buf[65536];
     size_t got;
-    while (p->st == FM_OK && (got = fread(buf, 1, sizeof buf, f)) > 0) feed(p, &csv, buf, got);
+    while (p->st == FM_OK && (got = fread(buf, 1, sizeof buf, f)) > 0)
+        feed(p, &csv, buf, got);
     if (p->st == FM_OK && ferror(f)) p->st = FM_FAIL(p->err, FM_ERR_IO, p->csv_path, "read error");
     if (p->st == FM_OK && csv_fini(&csv, on_field, on_record, p) != 0 && p->st == FM_OK)
         fail_at_line(p, FM_ERR_FORMAT, p->field > 0 ? p->record_line : p->last_text_line,
@@ -238,7 +244,8 @@ static FmStatus parse_index(IndexParse *p) {
     csv_free(&csv);
     fclose(f);
     if (p->st == FM_OK && !p->header_done)
-        p->st = FM_FAIL(p->err, FM_ERR_FORMAT, p->csv_path, "empty file (expected a header stay_id,time_h,path)");
+        p->st =
+            FM_FAIL(p->err, FM_ERR_FORMAT, p->csv_path, "empty file (expected a header stay_id,time_h,path)");
     return p->st;
 }
 
@@ -277,13 +284,15 @@ static FmStatus load_image(const char *png_path, int S, float *dst, const char *
 FmStatus fm_image_index_read(const char *index_csv, int S, FmEventTable *out, FmError *err) {
     memset(out, 0, sizeof *out);
     if (S < 1 || S > FM_IMAGE_INDEX_MAX_SIZE)
-        return FM_FAIL(err, FM_ERR_ARG, index_csv, "image size %d is outside 1..%d", S, FM_IMAGE_INDEX_MAX_SIZE);
+        return FM_FAIL(err, FM_ERR_ARG, index_csv, "image size %d is outside 1..%d", S,
+                       FM_IMAGE_INDEX_MAX_SIZE);
     IndexParse p;
     memset(&p, 0, sizeof p);
     p.csv_path = index_csv;
     p.err = err;
     p.line = 1;
-    for (int c = 0; c < N_COLS; c++) p.col[c] = -1;
+    for (int c = 0; c < N_COLS; c++)
+        p.col[c] = -1;
     FmStatus st = parse_index(&p);
     if (st != FM_OK) {
         free_rows(&p);

@@ -27,8 +27,8 @@ typedef struct {
     int oom;            /* an allocation made for libpng failed */
     int read_failed;    /* fread reported an I/O error (not end of file); read_errno says which */
     int read_errno;
-    int truncated;      /* fread reached end of file early */
-    char msg[200];      /* libpng's error message */
+    int truncated; /* fread reached end of file early */
+    char msg[200]; /* libpng's error message */
 } PngState;
 
 /* libpng's allocations go through the project's wrapper so tests can make them fail. */
@@ -95,7 +95,8 @@ static void rows_to_gray(PngState *s, int w, int h, int channels, int depth) {
             double g;
             if (color)
                 g = (0.299 * sample_at(row, base, depth) + 0.587 * sample_at(row, base + 1, depth) +
-                     0.114 * sample_at(row, base + 2, depth)) / maxv;
+                     0.114 * sample_at(row, base + 2, depth)) /
+                    maxv;
             else
                 g = sample_at(row, base, depth) / maxv;
             if (alpha) g *= sample_at(row, base + (size_t)channels - 1, depth) / maxv;
@@ -109,7 +110,8 @@ static void rows_to_gray(PngState *s, int w, int h, int channels, int depth) {
 static FmStatus decode(PngState *s, int *width, int *height, FmError *err) {
     if (setjmp(png_jmpbuf(s->png))) {
         if (s->oom) return FM_FAIL(err, FM_ERR_NOMEM, s->path, "out of memory decoding PNG");
-        if (s->read_failed) return FM_FAIL(err, FM_ERR_IO, s->path, "read error: %s", strerror(s->read_errno));
+        if (s->read_failed)
+            return FM_FAIL(err, FM_ERR_IO, s->path, "read error: %s", strerror(s->read_errno));
         if (s->truncated) return FM_FAIL(err, FM_ERR_FORMAT, s->path, "truncated PNG file");
         return FM_FAIL(err, FM_ERR_FORMAT, s->path, "corrupt PNG file: %s", s->msg);
     }
@@ -120,8 +122,9 @@ static FmStatus decode(PngState *s, int *width, int *height, FmError *err) {
     int depth, color_type, interlace;
     png_get_IHDR(s->png, s->info, &w, &h, &depth, &color_type, &interlace, NULL, NULL);
     if (w > FM_PNG_MAX_SIDE || h > FM_PNG_MAX_SIDE)
-        return FM_FAIL(err, FM_ERR_UNSUPPORTED, s->path, "image is %lu x %lu pixels; at most %d per side is supported",
-                       (unsigned long)w, (unsigned long)h, FM_PNG_MAX_SIDE);
+        return FM_FAIL(err, FM_ERR_UNSUPPORTED, s->path,
+                       "image is %lu x %lu pixels; at most %d per side is supported", (unsigned long)w,
+                       (unsigned long)h, FM_PNG_MAX_SIDE);
     /* Normalise to 8 or 16 bits per sample, gray or RGB, with alpha when the file has any. */
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(s->png);
     if (color_type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
@@ -138,7 +141,8 @@ static FmStatus decode(PngState *s, int *width, int *height, FmError *err) {
     if (!s->raw || !s->rows || !s->pixels)
         return FM_FAIL(err, FM_ERR_NOMEM, s->path, "out of memory for a %lu x %lu image", (unsigned long)w,
                        (unsigned long)h);
-    for (png_uint_32 y = 0; y < h; y++) s->rows[y] = s->raw + (size_t)y * rowbytes;
+    for (png_uint_32 y = 0; y < h; y++)
+        s->rows[y] = s->raw + (size_t)y * rowbytes;
     png_read_image(s->png, s->rows);
     png_read_end(s->png, NULL); /* checks the rest of the file, so truncation is never silent */
     rows_to_gray(s, (int)w, (int)h, channels, out_depth);
@@ -166,7 +170,8 @@ FmStatus fm_png_read_gray(const char *path, float **pixels, int *width, int *hei
         s.png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &s, png_error_cb, png_warning_cb, &s,
                                          png_alloc_cb, png_free_cb);
         if (s.png) s.info = png_create_info_struct(s.png);
-        if (!s.png || !s.info) st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory starting the PNG decoder");
+        if (!s.png || !s.info)
+            st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory starting the PNG decoder");
     }
     if (st == FM_OK) st = decode(&s, width, height, err);
     if (s.png) png_destroy_read_struct(&s.png, s.info ? &s.info : NULL, NULL);
@@ -234,7 +239,8 @@ void fm_image_resize(const float *src, int w, int h, float *dst, int S) {
             for (int j = ty.first; j <= ty.last; j++) {
                 const float *row = src + (size_t)j * (size_t)w;
                 double row_sum = 0.0;
-                for (int i = tx.first; i <= tx.last; i++) row_sum += tap_weight(&tx, i) * row[i];
+                for (int i = tx.first; i <= tx.last; i++)
+                    row_sum += tap_weight(&tx, i) * row[i];
                 sum += tap_weight(&ty, j) * row_sum;
             }
             dst[(size_t)y * S + x] = (float)sum;
@@ -254,7 +260,8 @@ static FmStatus encode(PngState *s, const uint8_t *pixels, int width, int height
     png_set_IHDR(s->png, s->info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(s->png, s->info);
-    for (int y = 0; y < height; y++) png_write_row(s->png, pixels + (size_t)y * (size_t)width);
+    for (int y = 0; y < height; y++)
+        png_write_row(s->png, pixels + (size_t)y * (size_t)width);
     png_write_end(s->png, NULL);
     return FM_OK;
 }

@@ -54,7 +54,8 @@ static void write_bytes(const char *path, const unsigned char *b, long len) {
 }
 
 /* Asserts the status, that err.where is `where` and that err.message contains `needle`. */
-static void assert_error(FmStatus st, const FmError *err, FmStatus want, const char *where, const char *needle) {
+static void assert_error(FmStatus st, const FmError *err, FmStatus want, const char *where,
+                         const char *needle) {
     ck_assert_msg(st == want, "status %d (%s), want %d; message: %s: %s", st, fm_status_name(st), want,
                   err->where, err->message);
     ck_assert_str_eq(err->where, where);
@@ -75,7 +76,8 @@ static void make_table(FmEventTable *t, size_t n, int dim) {
     for (size_t i = 0; i < n; i++) {
         t->stay_id[i] = 5000000000LL + (int64_t)(i / 2); /* beyond 32 bits, two rows per stay */
         t->time_h[i] = -1.5f + 0.25f * (float)i;
-        for (int d = 0; d < dim; d++) t->values[i * (size_t)dim + (size_t)d] = (float)(i * 100 + (size_t)d) / 8.0f;
+        for (int d = 0; d < dim; d++)
+            t->values[i * (size_t)dim + (size_t)d] = (float)(i * 100 + (size_t)d) / 8.0f;
     }
 }
 
@@ -150,7 +152,8 @@ START_TEST(test_notes_float64_and_int32) {
         ck_assert_int_eq(t.stay_id[i], ids[i]);
         ck_assert_float_eq(t.time_h[i], (float)times[i]);
     }
-    for (int i = 0; i < 6; i++) ck_assert_float_eq(t.values[i], (float)emb[i]);
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq(t.values[i], (float)emb[i]);
     fm_event_table_free(&t);
     fm_test_rmtree(dir);
 }
@@ -171,21 +174,24 @@ static void write_spec_file(const char *path, const DsSpec *specs, int n_specs, 
     ck_assert_int_eq(fm_h5_create(path, &f, &err), FM_OK);
     for (int s = 0; s < n_specs; s++) {
         size_t total = 1;
-        for (int r = 0; r < specs[s].rank; r++) total *= specs[s].dims[r];
+        for (int r = 0; r < specs[s].rank; r++)
+            total *= specs[s].dims[r];
         double *buf = calloc(total ? total : 1, sizeof *buf);
-        for (size_t i = 0; i < total; i++) buf[i] = (double)(i % 7);
+        for (size_t i = 0; i < total; i++)
+            buf[i] = (double)(i % 7);
         if (poison_ds && strcmp(poison_ds, specs[s].name) == 0) buf[poison_at] = poison;
         void *data = buf;
         int64_t *ibuf = NULL;
         if (specs[s].type == FM_H5_I64) {
             ibuf = calloc(total ? total : 1, sizeof *ibuf);
-            for (size_t i = 0; i < total; i++) ibuf[i] = (int64_t)i;
+            for (size_t i = 0; i < total; i++)
+                ibuf[i] = (int64_t)i;
             data = ibuf;
         } else {
             ck_assert_int_eq(specs[s].type, FM_H5_F64);
         }
-        ck_assert_int_eq(fm_h5_write(f, specs[s].name, specs[s].type, specs[s].rank, specs[s].dims, data, 0, &err),
-                         FM_OK);
+        ck_assert_int_eq(
+            fm_h5_write(f, specs[s].name, specs[s].type, specs[s].rank, specs[s].dims, data, 0, &err), FM_OK);
         free(buf);
         free(ibuf);
     }
@@ -203,20 +209,47 @@ START_TEST(test_event_h5_malformed) {
     struct {
         DsSpec specs[3];
         int n;
-        const char *ds;      /* dataset named in the error */
+        const char *ds; /* dataset named in the error */
         FmStatus code;
         const char *message; /* substring of the message */
     } cases[] = {
-        {{ids, times, {"embedding", FM_H5_F64, 3, {4, 3, 2}}}, 3, "embedding", FM_ERR_FORMAT, "expected rank 2, got 3"},
-        {{ids, times, {"embedding", FM_H5_F64, 1, {4}}}, 3, "embedding", FM_ERR_FORMAT, "expected rank 2, got 1"},
+        {{ids, times, {"embedding", FM_H5_F64, 3, {4, 3, 2}}},
+         3,
+         "embedding",
+         FM_ERR_FORMAT,
+         "expected rank 2, got 3"},
+        {{ids, times, {"embedding", FM_H5_F64, 1, {4}}},
+         3,
+         "embedding",
+         FM_ERR_FORMAT,
+         "expected rank 2, got 1"},
         {{ids, {"time_h", FM_H5_F64, 2, {4, 1}}, emb}, 3, "time_h", FM_ERR_FORMAT, "expected rank 1, got 2"},
-        {{{"stay_id", FM_H5_F64, 1, {4}}, times, emb}, 3, "stay_id", FM_ERR_FORMAT, "expected integer values"},
-        {{ids, {"time_h", FM_H5_I64, 1, {4}}, emb}, 3, "time_h", FM_ERR_FORMAT, "expected floating-point values"},
-        {{ids, times, {"embedding", FM_H5_I64, 2, {4, 3}}}, 3, "embedding", FM_ERR_FORMAT,
+        {{{"stay_id", FM_H5_F64, 1, {4}}, times, emb},
+         3,
+         "stay_id",
+         FM_ERR_FORMAT,
+         "expected integer values"},
+        {{ids, {"time_h", FM_H5_I64, 1, {4}}, emb},
+         3,
+         "time_h",
+         FM_ERR_FORMAT,
+         "expected floating-point values"},
+        {{ids, times, {"embedding", FM_H5_I64, 2, {4, 3}}},
+         3,
+         "embedding",
+         FM_ERR_FORMAT,
          "expected floating-point values"},
         {{ids, {"time_h", FM_H5_F64, 1, {3}}, emb}, 3, "time_h", FM_ERR_FORMAT, "3 rows, but /stay_id has 4"},
-        {{ids, times, {"embedding", FM_H5_F64, 2, {5, 3}}}, 3, "embedding", FM_ERR_FORMAT, "5 rows, but /stay_id has 4"},
-        {{ids, times, {"embedding", FM_H5_F64, 2, {4, 0}}}, 3, "embedding", FM_ERR_FORMAT, "vectors have no columns"},
+        {{ids, times, {"embedding", FM_H5_F64, 2, {5, 3}}},
+         3,
+         "embedding",
+         FM_ERR_FORMAT,
+         "5 rows, but /stay_id has 4"},
+        {{ids, times, {"embedding", FM_H5_F64, 2, {4, 0}}},
+         3,
+         "embedding",
+         FM_ERR_FORMAT,
+         "vectors have no columns"},
         {{ids, emb}, 2, "time_h", FM_ERR_FORMAT, "missing dataset"},
         {{times, emb}, 2, "stay_id", FM_ERR_FORMAT, "missing dataset"},
         {{ids, times}, 2, "embedding", FM_ERR_FORMAT, "missing dataset"},
@@ -233,11 +266,14 @@ START_TEST(test_event_h5_malformed) {
     const DsSpec good[3] = {ids, times, emb};
     write_spec_file(path, good, 3, NAN, "embedding", 2 * 3 + 1);
     snprintf(where, sizeof where, "%s:/embedding", path);
-    assert_error(fm_notes_read_h5(path, &t, &err), &err, FM_ERR_FORMAT, where, "row 2, column 1: value is NaN");
+    assert_error(fm_notes_read_h5(path, &t, &err), &err, FM_ERR_FORMAT, where,
+                 "row 2, column 1: value is NaN");
     write_spec_file(path, good, 3, -INFINITY, "embedding", 11);
-    assert_error(fm_notes_read_h5(path, &t, &err), &err, FM_ERR_FORMAT, where, "row 3, column 2: value is infinite");
+    assert_error(fm_notes_read_h5(path, &t, &err), &err, FM_ERR_FORMAT, where,
+                 "row 3, column 2: value is infinite");
     write_spec_file(path, good, 3, 1e300, "embedding", 0); /* finite in float64, not in float32 */
-    assert_error(fm_notes_read_h5(path, &t, &err), &err, FM_ERR_FORMAT, where, "row 0, column 0: value is infinite");
+    assert_error(fm_notes_read_h5(path, &t, &err), &err, FM_ERR_FORMAT, where,
+                 "row 0, column 0: value is infinite");
     write_spec_file(path, good, 3, NAN, "time_h", 3);
     snprintf(where, sizeof where, "%s:/time_h", path);
     assert_error(fm_notes_read_h5(path, &t, &err), &err, FM_ERR_FORMAT, where, "row 3: value is NaN");
@@ -317,7 +353,8 @@ typedef struct {
 
 static int spec_channels(int color_type) {
     switch (color_type) {
-    case PNG_COLOR_TYPE_GRAY: case PNG_COLOR_TYPE_PALETTE: return 1;
+    case PNG_COLOR_TYPE_GRAY:
+    case PNG_COLOR_TYPE_PALETTE: return 1;
     case PNG_COLOR_TYPE_GRAY_ALPHA: return 2;
     case PNG_COLOR_TYPE_RGB: return 3;
     default: return 4;
@@ -361,7 +398,8 @@ static void write_png_spec(const char *path, const PngSpec *s) {
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     fclose(f);
-    for (int y = 0; y < s->h; y++) free(rows[y]);
+    for (int y = 0; y < s->h; y++)
+        free(rows[y]);
     free(rows);
 }
 
@@ -376,7 +414,8 @@ static float expected_gray(const PngSpec *s, int p) {
         return (float)(v[0] / maxv);
     case PNG_COLOR_TYPE_GRAY_ALPHA: return (float)(v[0] / maxv * (v[1] / maxv));
     case PNG_COLOR_TYPE_RGB:
-        if (s->trns_color && v[0] == s->trns_color->red && v[1] == s->trns_color->green && v[2] == s->trns_color->blue)
+        if (s->trns_color && v[0] == s->trns_color->red && v[1] == s->trns_color->green &&
+            v[2] == s->trns_color->blue)
             return 0.0f;
         return (float)((0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2]) / maxv);
     case PNG_COLOR_TYPE_RGB_ALPHA:
@@ -402,7 +441,8 @@ static void check_png_spec(const char *dir, PngSpec *s, const char *label) {
     ck_assert_int_eq(w, s->w);
     ck_assert_int_eq(h, s->h);
     float *want = malloc(sizeof(float) * (size_t)(w * h));
-    for (int p = 0; p < w * h; p++) want[p] = expected_gray(s, p);
+    for (int p = 0; p < w * h; p++)
+        want[p] = expected_gray(s, p);
     /* The decoder evaluates the same double expressions: exact equality (observed error 0). */
     fm_assert_close(px, want, (size_t)(w * h), 0, 0, label);
     free(want);
@@ -419,11 +459,11 @@ START_TEST(test_png_all_formats) {
     const struct {
         int color_type, depth;
     } formats[] = {
-        {PNG_COLOR_TYPE_GRAY, 1}, {PNG_COLOR_TYPE_GRAY, 2}, {PNG_COLOR_TYPE_GRAY, 4},
-        {PNG_COLOR_TYPE_GRAY, 8}, {PNG_COLOR_TYPE_GRAY, 16}, {PNG_COLOR_TYPE_GRAY_ALPHA, 8},
-        {PNG_COLOR_TYPE_GRAY_ALPHA, 16}, {PNG_COLOR_TYPE_RGB, 8}, {PNG_COLOR_TYPE_RGB, 16},
-        {PNG_COLOR_TYPE_RGB_ALPHA, 8}, {PNG_COLOR_TYPE_RGB_ALPHA, 16}, {PNG_COLOR_TYPE_PALETTE, 1},
-        {PNG_COLOR_TYPE_PALETTE, 2}, {PNG_COLOR_TYPE_PALETTE, 4}, {PNG_COLOR_TYPE_PALETTE, 8},
+        {PNG_COLOR_TYPE_GRAY, 1},        {PNG_COLOR_TYPE_GRAY, 2},       {PNG_COLOR_TYPE_GRAY, 4},
+        {PNG_COLOR_TYPE_GRAY, 8},        {PNG_COLOR_TYPE_GRAY, 16},      {PNG_COLOR_TYPE_GRAY_ALPHA, 8},
+        {PNG_COLOR_TYPE_GRAY_ALPHA, 16}, {PNG_COLOR_TYPE_RGB, 8},        {PNG_COLOR_TYPE_RGB, 16},
+        {PNG_COLOR_TYPE_RGB_ALPHA, 8},   {PNG_COLOR_TYPE_RGB_ALPHA, 16}, {PNG_COLOR_TYPE_PALETTE, 1},
+        {PNG_COLOR_TYPE_PALETTE, 2},     {PNG_COLOR_TYPE_PALETTE, 4},    {PNG_COLOR_TYPE_PALETTE, 8},
     };
     png_color palette[256];
     png_byte alpha[256];
@@ -441,10 +481,15 @@ START_TEST(test_png_all_formats) {
                 int ct = formats[f].color_type, depth = formats[f].depth;
                 int ch = spec_channels(ct);
                 int levels = 1 << depth; /* palette: indices */
-                for (int i = 0; i < 7 * 5 * ch; i++) samples[i] = (uint16_t)fm_rng_below(&rng, (uint64_t)levels);
+                for (int i = 0; i < 7 * 5 * ch; i++)
+                    samples[i] = (uint16_t)fm_rng_below(&rng, (uint64_t)levels);
                 samples[0] = (uint16_t)(levels - 1); /* the extremes are always present */
                 samples[ch] = 0;
-                PngSpec s = {.w = 7, .h = 5, .color_type = ct, .depth = depth, .interlace = interlace,
+                PngSpec s = {.w = 7,
+                             .h = 5,
+                             .color_type = ct,
+                             .depth = depth,
+                             .interlace = interlace,
                              .samples = samples};
                 png_color_16 trns = {0};
                 if (ct == PNG_COLOR_TYPE_PALETTE) {
@@ -502,7 +547,8 @@ START_TEST(test_png_known_values) {
     fm_assert_close(px, want_rgba, 3, 1e-7, 0, "rgba"); /* observed 0 */
     fm_free(px);
     const uint16_t g16[2] = {65535, 32768};
-    PngSpec g = {.w = 1, .h = 2, .color_type = PNG_COLOR_TYPE_GRAY, .depth = 16, .samples = g16, .interlace = 1};
+    PngSpec g = {
+        .w = 1, .h = 2, .color_type = PNG_COLOR_TYPE_GRAY, .depth = 16, .samples = g16, .interlace = 1};
     join(path, sizeof path, dir, "g16.png");
     write_png_spec(path, &g);
     ck_assert_int_eq(fm_png_read_gray(path, &px, &w, &h, &err), FM_OK);
@@ -518,7 +564,8 @@ END_TEST
 /* A valid 8-bit gray PNG of w x h with a gradient, written by fm_png_write_gray8. */
 static void write_gradient_png(const char *path, int w, int h) {
     uint8_t *p = malloc((size_t)(w * h));
-    for (int i = 0; i < w * h; i++) p[i] = (uint8_t)((i * 37) % 256);
+    for (int i = 0; i < w * h; i++)
+        p[i] = (uint8_t)((i * 37) % 256);
     FmError err;
     ck_assert_int_eq(fm_png_write_gray8(path, p, w, h, &err), FM_OK);
     free(p);
@@ -536,7 +583,8 @@ START_TEST(test_png_write_roundtrip) {
     ck_assert_int_eq(fm_png_read_gray(path, &px, &gw, &gh, &err), FM_OK);
     ck_assert_int_eq(gw, w);
     ck_assert_int_eq(gh, h);
-    for (int i = 0; i < w * h; i++) ck_assert_float_eq(px[i], (float)(((i * 37) % 256) / 255.0));
+    for (int i = 0; i < w * h; i++)
+        ck_assert_float_eq(px[i], (float)(((i * 37) % 256) / 255.0));
     fm_free(px);
     fm_test_rmtree(dir);
 }
@@ -567,7 +615,8 @@ START_TEST(test_png_malformed) {
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
         write_bytes(bad, bytes, cuts[i]);
         px = (float *)1;
-        assert_error(fm_png_read_gray(bad, &px, &w, &h, &err), &err, FM_ERR_FORMAT, bad, "truncated PNG file");
+        assert_error(fm_png_read_gray(bad, &px, &w, &h, &err), &err, FM_ERR_FORMAT, bad,
+                     "truncated PNG file");
         ck_assert_ptr_null(px);
     }
     /* Corrupt: a flipped byte in the IDAT payload breaks its CRC; a bad IHDR CRC. */
@@ -579,7 +628,8 @@ START_TEST(test_png_malformed) {
     ck_assert_ptr_nonnull(idat);
     idat[6] ^= 0x5A;
     write_bytes(bad, copy, len);
-    assert_error(fm_png_read_gray(bad, &px, &w, &h, &err), &err, FM_ERR_FORMAT, bad, "corrupt PNG file: IDAT");
+    assert_error(fm_png_read_gray(bad, &px, &w, &h, &err), &err, FM_ERR_FORMAT, bad,
+                 "corrupt PNG file: IDAT");
     memcpy(copy, bytes, (size_t)len);
     copy[8 + 8 + 4] = 0x7F; /* IHDR width's top byte: the CRC no longer matches */
     write_bytes(bad, copy, len);
@@ -599,8 +649,13 @@ START_TEST(test_png_alloc_failure) {
     fm_test_tmpdir(dir, sizeof dir);
     join(path, sizeof path, dir, "a.png");
     uint16_t samples[9 * 6 * 4];
-    for (int i = 0; i < 9 * 6 * 4; i++) samples[i] = (uint16_t)(i * 997 % 65536);
-    PngSpec s = {.w = 9, .h = 6, .color_type = PNG_COLOR_TYPE_RGB_ALPHA, .depth = 16, .interlace = 1,
+    for (int i = 0; i < 9 * 6 * 4; i++)
+        samples[i] = (uint16_t)(i * 997 % 65536);
+    PngSpec s = {.w = 9,
+                 .h = 6,
+                 .color_type = PNG_COLOR_TYPE_RGB_ALPHA,
+                 .depth = 16,
+                 .interlace = 1,
                  .samples = samples};
     write_png_spec(path, &s);
     FmError err;
@@ -644,21 +699,31 @@ typedef struct {
     double min, max, mean, std;
     int px_rc[4][2];
     double px[4];
-    double area_mean[3];  /* S = 64, 48, 37 */
+    double area_mean[3];   /* S = 64, 48, 37 */
     double area_val[3][4]; /* at [0,0], [S/2,S/3], [S-1,S-1], [5,S-2] */
     double up_val[4];      /* bilinear 700 x 700 at [0,0], [1,350], [350,351], [699,698] */
 } CxrRef;
 
 static const CxrRef CXR[2] = {
-    {"00000001_000.png", 0.0, 1.0, 0.502494752, 0.264145854,
-     {{0, 0}, {100, 200}, {256, 256}, {300, 77}}, {0.776470588, 0.329411765, 0.776470588, 0.482352941},
+    {"00000001_000.png",
+     0.0,
+     1.0,
+     0.502494752,
+     0.264145854,
+     {{0, 0}, {100, 200}, {256, 256}, {300, 77}},
+     {0.776470588, 0.329411765, 0.776470588, 0.482352941},
      {0.502494752, 0.502494752, 0.502494752},
      {{0.524754902, 0.356004902, 0.015686275, 0.038419118},
       {0.384076287, 0.389077819, 0.042796415, 0.346614583},
       {0.275507160, 0.374997427, 0.073500046, 0.500142251}},
      {0.776470588, 0.611822937, 0.778812325, 0.0}},
-    {"00027426_000.png", 0.0, 0.945098039, 0.499579920, 0.266282045,
-     {{0, 0}, {100, 200}, {256, 256}, {300, 77}}, {0.725490196, 0.352941176, 0.576470588, 0.752941176},
+    {"00027426_000.png",
+     0.0,
+     0.945098039,
+     0.499579920,
+     0.266282045,
+     {{0, 0}, {100, 200}, {256, 256}, {300, 77}},
+     {0.725490196, 0.352941176, 0.576470588, 0.752941176},
      {0.499579920, 0.499579920, 0.499579920},
      {{0.128921569, 0.155024510, 0.0, 0.0},
       {0.077688419, 0.142700674, 0.000306373, 0.040464154},
@@ -684,26 +749,30 @@ START_TEST(test_cxr_samples) {
             sum += px[i];
         }
         double mean = sum / (w * h);
-        for (int i = 0; i < w * h; i++) sq += (px[i] - mean) * (px[i] - mean);
+        for (int i = 0; i < w * h; i++)
+            sq += (px[i] - mean) * (px[i] - mean);
         /* The references are printed with 9 decimals; each float pixel carries up to 3e-8. */
         ck_assert_double_eq_tol(lo, ref->min, 1e-8);
         ck_assert_double_eq_tol(hi, ref->max, 1e-7);
-        ck_assert_double_eq_tol(mean, ref->mean, 5e-8);               /* observed 1.2e-8 */
+        ck_assert_double_eq_tol(mean, ref->mean, 5e-8);              /* observed 1.2e-8 */
         ck_assert_double_eq_tol(sqrt(sq / (w * h)), ref->std, 5e-8); /* observed 4e-9 */
         for (int i = 0; i < 4; i++)
-            ck_assert_double_eq_tol(px[ref->px_rc[i][0] * w + ref->px_rc[i][1]], ref->px[i], 5e-8); /* float rounding */
+            ck_assert_double_eq_tol(px[ref->px_rc[i][0] * w + ref->px_rc[i][1]], ref->px[i],
+                                    5e-8); /* float rounding */
         const int sizes[3] = {64, 48, 37};
         for (int s = 0; s < 3; s++) {
             int S = sizes[s];
             float *dst = malloc(sizeof(float) * (size_t)(S * S));
             fm_image_resize(px, w, h, dst, S);
             double dsum = 0;
-            for (int i = 0; i < S * S; i++) dsum += dst[i];
+            for (int i = 0; i < S * S; i++)
+                dsum += dst[i];
             /* Area averaging keeps the mean: observed difference 1.2e-8 (float pixels). */
             ck_assert_double_eq_tol(dsum / (S * S), ref->area_mean[s], 2e-7);
             const int rc[4][2] = {{0, 0}, {S / 2, S / 3}, {S - 1, S - 1}, {5, S - 2}};
             for (int i = 0; i < 4; i++)
-                ck_assert_double_eq_tol(dst[rc[i][0] * S + rc[i][1]], ref->area_val[s][i], 1e-7); /* observed 4e-8 */
+                ck_assert_double_eq_tol(dst[rc[i][0] * S + rc[i][1]], ref->area_val[s][i],
+                                        1e-7); /* observed 4e-8 */
             free(dst);
         }
         const int S = 700;
@@ -724,7 +793,8 @@ END_TEST
 START_TEST(test_resize_known_patterns) {
     /* Identity. */
     float src[64], dst[64];
-    for (int i = 0; i < 16; i++) src[i] = (float)i;
+    for (int i = 0; i < 16; i++)
+        src[i] = (float)i;
     fm_image_resize(src, 4, 4, dst, 4);
     fm_assert_close(dst, src, 16, 0, 0, "identity");
     /* 4x4 -> 2x2: block means. */
@@ -741,7 +811,8 @@ START_TEST(test_resize_known_patterns) {
         for (int x = 0; x < 2; x++) {
             double v = 0;
             for (int j = 0; j < 3; j++)
-                for (int i = 0; i < 3; i++) v += wt[y][j] * wt[x][i] * s3[j * 3 + i];
+                for (int i = 0; i < 3; i++)
+                    v += wt[y][j] * wt[x][i] * s3[j * 3 + i];
             want[y * 2 + x] = (float)v;
         }
     fm_assert_close(dst, want, 4, 1e-6, 0, "3 -> 2 area"); /* observed 0 */
@@ -762,19 +833,21 @@ START_TEST(test_resize_known_patterns) {
     fm_assert_close(dst, want16, 16, 0, 0, "2 -> 4 bilinear");
     /* Mixed: 8 wide x 2 high -> 4 x 4 (x shrinks by 2, y enlarges by 2). */
     float s82[16];
-    for (int i = 0; i < 16; i++) s82[i] = (float)(i % 8) + 100.0f * (float)(i / 8);
+    for (int i = 0; i < 16; i++)
+        s82[i] = (float)(i % 8) + 100.0f * (float)(i / 8);
     fm_image_resize(s82, 8, 2, dst, 4);
     for (int y = 0; y < 4; y++)
         for (int x = 0; x < 4; x++) {
-            float col = (float)(2 * x) + 0.5f;                    /* mean of columns 2x, 2x+1 */
-            float rowv = 100.0f * (row_w[y][1]);                  /* bilinear between rows 0 and 1 */
+            float col = (float)(2 * x) + 0.5f;   /* mean of columns 2x, 2x+1 */
+            float rowv = 100.0f * (row_w[y][1]); /* bilinear between rows 0 and 1 */
             want16[y * 4 + x] = col + rowv;
         }
     fm_assert_close(dst, want16, 16, 1e-5, 0, "mixed"); /* observed 0 */
     /* A 1x1 source gives a constant image of any size; any image shrunk to 1x1 gives its mean. */
     const float one = 0.625f;
     fm_image_resize(&one, 1, 1, dst, 5);
-    for (int i = 0; i < 25; i++) ck_assert_float_eq(dst[i], one);
+    for (int i = 0; i < 25; i++)
+        ck_assert_float_eq(dst[i], one);
     fm_image_resize(src, 4, 4, dst, 1);
     ck_assert_float_eq(dst[0], 7.5f);
 }
@@ -788,12 +861,15 @@ START_TEST(test_resize_invariants) {
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
         int w = shapes[k][0], h = shapes[k][1], S = shapes[k][2];
         float *src = malloc(sizeof(float) * (size_t)(w * h)), *dst = malloc(sizeof(float) * (size_t)(S * S));
-        for (int i = 0; i < w * h; i++) src[i] = 0.3f;
+        for (int i = 0; i < w * h; i++)
+            src[i] = 0.3f;
         fm_image_resize(src, w, h, dst, S);
-        for (int i = 0; i < S * S; i++) ck_assert_float_eq_tol(dst[i], 0.3f, 1e-7f); /* observed 0 */
+        for (int i = 0; i < S * S; i++)
+            ck_assert_float_eq_tol(dst[i], 0.3f, 1e-7f); /* observed 0 */
         fm_fill_uniform(&rng, src, (size_t)(w * h), 0.0f, 1.0f);
         double smean = 0;
-        for (int i = 0; i < w * h; i++) smean += src[i];
+        for (int i = 0; i < w * h; i++)
+            smean += src[i];
         smean /= w * h;
         fm_image_resize(src, w, h, dst, S);
         double dmean = 0;
@@ -818,12 +894,14 @@ static void write_index_images(const char *dir) {
     snprintf(path, sizeof path, "%s/img", dir);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     uint8_t a[16];
-    for (int i = 0; i < 16; i++) a[i] = (uint8_t)(i * 17);
+    for (int i = 0; i < 16; i++)
+        a[i] = (uint8_t)(i * 17);
     FmError err;
     join(path, sizeof path, dir, "img/a.png");
     ck_assert_int_eq(fm_png_write_gray8(path, a, 4, 4, &err), FM_OK);
     const uint16_t rgb[2 * 2 * 3] = {65535, 65535, 65535, 0, 0, 0, 65535, 0, 0, 0, 0, 65535};
-    PngSpec s = {.w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .depth = 16, .interlace = 1, .samples = rgb};
+    PngSpec s = {
+        .w = 2, .h = 2, .color_type = PNG_COLOR_TYPE_RGB, .depth = 16, .interlace = 1, .samples = rgb};
     join(path, sizeof path, dir, "img/b.png");
     write_png_spec(path, &s);
 }
@@ -903,7 +981,8 @@ START_TEST(test_image_index_malformed) {
          "column stay_id: expected an integer, got \"abc\""},
         {"stay_id,time_h,path\n1,0,img/a.png\n\n2,1h,img/a.png\n", 4, FM_ERR_FORMAT,
          "column time_h: expected a number, got \"1h\""},
-        {"stay_id,time_h,path\n1,nan,img/a.png\n", 2, FM_ERR_FORMAT, "column time_h: expected a finite number"},
+        {"stay_id,time_h,path\n1,nan,img/a.png\n", 2, FM_ERR_FORMAT,
+         "column time_h: expected a finite number"},
         {"stay_id,time_h,path\n1,,img/a.png\n", 2, FM_ERR_FORMAT, "column time_h: missing value"},
         {"stay_id,time_h,path\n1,2\n", 2, FM_ERR_FORMAT, "missing column 'path' (the line has 2 fields)"},
         {"stay_id,time_h,path\n1,2,\n", 2, FM_ERR_FORMAT, "column path: missing value"},
@@ -974,7 +1053,8 @@ START_TEST(test_files_from_other_tools) {
         ck_assert_int_eq(t.stay_id[i], ids[i]);
         ck_assert_float_eq(t.time_h[i], times[i]);
     }
-    for (int i = 0; i < 12; i++) ck_assert_float_eq(t.values[i], (float)i / 8.0f - 0.5f);
+    for (int i = 0; i < 12; i++)
+        ck_assert_float_eq(t.values[i], (float)i / 8.0f - 0.5f);
     fm_event_table_free(&t);
     ck_assert_int_eq(fm_image_features_read_h5("tests/fixtures/media/features_h5py.h5", &t, &err), FM_OK);
     ck_assert_uint_eq(t.n, 2);

@@ -19,15 +19,16 @@
 
 /* Check's ck_assert records a checkpoint (a write to the runner) on every call, even when it
  * passes; the per-row and per-pixel checks below use this plain test instead. */
-#define REQUIRE(cond, ...)                          \
-    do {                                            \
-        if (!(cond)) ck_abort_msg(__VA_ARGS__);     \
+#define REQUIRE(cond, ...)                                                                                   \
+    do {                                                                                                     \
+        if (!(cond)) ck_abort_msg(__VA_ARGS__);                                                              \
     } while (0)
 
 /* Largest |a[i] - b[i]|. */
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i] - (double)b[i]));
     return m;
 }
 
@@ -93,7 +94,8 @@ static double number(const char *s, const char *what) {
 
 static void assert_header(char **fields, int n, const char *const *want, int n_want) {
     ck_assert_int_eq(n, n_want);
-    for (int i = 0; i < n; i++) ck_assert_str_eq(fields[i], want[i]);
+    for (int i = 0; i < n; i++)
+        ck_assert_str_eq(fields[i], want[i]);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -133,9 +135,9 @@ static FmSynthConfig small_config(int stays, uint64_t seed) {
     return c;
 }
 
-static const char *const MAIN_FILES[] = {FM_SYNTH_OBSERVATIONS_CSV, FM_SYNTH_LABELS_CSV, FM_SYNTH_MAPPING_CSV,
-                                         FM_SYNTH_NOTES_H5, FM_SYNTH_IMAGE_FEATURES_H5, FM_SYNTH_IMAGE_INDEX_CSV,
-                                         FM_SYNTH_LATENT_CSV};
+static const char *const MAIN_FILES[] = {
+    FM_SYNTH_OBSERVATIONS_CSV,  FM_SYNTH_LABELS_CSV,      FM_SYNTH_MAPPING_CSV, FM_SYNTH_NOTES_H5,
+    FM_SYNTH_IMAGE_FEATURES_H5, FM_SYNTH_IMAGE_INDEX_CSV, FM_SYNTH_LATENT_CSV};
 #define N_MAIN_FILES ((int)(sizeof MAIN_FILES / sizeof *MAIN_FILES))
 
 /* Counts entries of `dir` whose name starts with '.' other than . and .. (leftover temporaries). */
@@ -247,9 +249,12 @@ START_TEST(test_synth_prefix_stable) {
     csv_walk(p, keep_label_line, &lb);
     ck_assert_int_eq(la.n, 151);
     ck_assert_int_eq(lb.n, 61);
-    for (long i = 0; i < lb.n; i++) ck_assert_str_eq(la.lines[i], lb.lines[i]);
-    for (long i = 0; i < la.n; i++) free(la.lines[i]);
-    for (long i = 0; i < lb.n; i++) free(lb.lines[i]);
+    for (long i = 0; i < lb.n; i++)
+        ck_assert_str_eq(la.lines[i], lb.lines[i]);
+    for (long i = 0; i < la.n; i++)
+        free(la.lines[i]);
+    for (long i = 0; i < lb.n; i++)
+        free(lb.lines[i]);
     free(la.lines);
     free(lb.lines);
     fm_test_rmtree(root);
@@ -369,8 +374,9 @@ START_TEST(test_synth_cli) {
     cli_path(cli, sizeof cli);
     fm_test_tmpdir(root, sizeof root);
     snprintf(outp, sizeof outp, "%s/stdout.txt", root);
-    snprintf(cmd, sizeof cmd, "'%s' synth --out '%s/c' --stays 30 --seed 5 --image-size=16 --note-dim 8 > '%s'", cli,
-             root, outp);
+    snprintf(cmd, sizeof cmd,
+             "'%s' synth --out '%s/c' --stays 30 --seed 5 --image-size=16 --note-dim 8 > '%s'", cli, root,
+             outp);
     ck_assert_int_eq(run(cmd), 0);
     long len;
     char *text = (char *)slurp(outp, &len);
@@ -383,8 +389,12 @@ START_TEST(test_synth_cli) {
     free(text);
     snprintf(cmd, sizeof cmd, "'%s' synth --help > /dev/null", cli);
     ck_assert_int_eq(run(cmd), 0);
-    const char *const usage_errors[] = {"synth", "synth --out", "synth --out x --stays ten", "synth --out x --bogus 1",
-                                        "synth --out x --missing-notes 2", "synth --out x --seed -1"};
+    const char *const usage_errors[] = {"synth",
+                                        "synth --out",
+                                        "synth --out x --stays ten",
+                                        "synth --out x --bogus 1",
+                                        "synth --out x --missing-notes 2",
+                                        "synth --out x --seed -1"};
     for (int i = 0; i < 6; i++) {
         snprintf(cmd, sizeof cmd, "'%s' %s 2> /dev/null", cli, usage_errors[i]);
         ck_assert_msg(run(cmd) == 2, "%s: want exit 2", usage_errors[i]);
@@ -414,7 +424,9 @@ static void cohort_setup(void) {
     ck_assert_int_eq(fm_synth_write(&g_cfg, g_dir, &g_sum, &err), FM_OK);
 }
 
-static void cohort_teardown(void) { fm_test_rmtree(g_root); }
+static void cohort_teardown(void) {
+    fm_test_rmtree(g_root);
+}
 
 #define N_STAYS 2000
 static int stay_index(double id) {
@@ -478,7 +490,8 @@ static void obs_row(void *ctx, char **f, int n, long record) {
     int v = var_index(f[2]);
     REQUIRE(t >= 0.0 && t < g_cfg.window_h, "time %g outside the window", t);
     /* Sorted by stay, then time. */
-    REQUIRE(s > x->last_stay || (s == x->last_stay && t >= x->last_time), "observations row %ld out of order", record);
+    REQUIRE(s > x->last_stay || (s == x->last_stay && t >= x->last_time), "observations row %ld out of order",
+            record);
     x->last_stay = s;
     x->last_time = t;
     x->rows++;
@@ -510,8 +523,8 @@ static void obs_row(void *ctx, char **f, int n, long record) {
 static void labels_row(void *ctx, char **f, int n, long record) {
     Facts *x = ctx;
     if (record == 0) {
-        const char *const h[] = {"stay_id", "mortality", "los_days", "phe_shock", "phe_aki", "phe_pneumonia",
-                                 "phe_sepsis", "phe_delirium"};
+        const char *const h[] = {"stay_id", "mortality",     "los_days",   "phe_shock",
+                                 "phe_aki", "phe_pneumonia", "phe_sepsis", "phe_delirium"};
         assert_header(f, n, h, 8);
         return;
     }
@@ -533,12 +546,15 @@ static void latent_row(void *ctx, char **f, int n, long record) {
     if (record == 0) {
         ck_assert_int_eq(n, 1 + FM_SYNTH_N_FACTORS + 3);
         ck_assert_str_eq(f[0], "stay_id");
-        for (int k = 0; k < FM_SYNTH_N_FACTORS; k++) ck_assert_str_eq(f[1 + k], FM_SYNTH_FACTOR_NAMES[k]);
+        for (int k = 0; k < FM_SYNTH_N_FACTORS; k++)
+            ck_assert_str_eq(f[1 + k], FM_SYNTH_FACTOR_NAMES[k]);
         return;
     }
     int s = stay_index(number(f[0], "stay_id"));
-    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++) x->z[s][k] = number(f[1 + k], "z");
-    for (int k = 0; k < 3; k++) x->has[s][k] = (int)number(f[1 + FM_SYNTH_N_FACTORS + k], "has");
+    for (int k = 0; k < FM_SYNTH_N_FACTORS; k++)
+        x->z[s][k] = number(f[1 + k], "z");
+    for (int k = 0; k < 3; k++)
+        x->has[s][k] = (int)number(f[1 + FM_SYNTH_N_FACTORS + k], "has");
 }
 
 static Facts *load_facts(void) {
@@ -574,7 +590,8 @@ static double corr(const double *a, const double *b, const int *use, int n) {
 }
 
 static void factor_column(const Facts *x, int k, double *out) {
-    for (int s = 0; s < N_STAYS; s++) out[s] = x->z[s][k];
+    for (int s = 0; s < N_STAYS; s++)
+        out[s] = x->z[s][k];
 }
 
 /* Checks that statistic `stat` (over stays with use[s]) correlates with factor `own` at least
@@ -586,8 +603,9 @@ static void assert_visible_only(const Facts *x, const double *stat, const int *u
         factor_column(x, k, col);
         double r = corr(stat, col, use, N_STAYS);
         if (k == own) {
-            ck_assert_msg(min_own > 0 ? r >= min_own : r <= min_own, "%s: correlation with %s is %.3f, want %s %.2f",
-                          what, FM_SYNTH_FACTOR_NAMES[k], r, min_own > 0 ? ">=" : "<=", min_own);
+            ck_assert_msg(min_own > 0 ? r >= min_own : r <= min_own,
+                          "%s: correlation with %s is %.3f, want %s %.2f", what, FM_SYNTH_FACTOR_NAMES[k], r,
+                          min_own > 0 ? ">=" : "<=", min_own);
         } else if (!(allowed & (1u << k))) {
             ck_assert_msg(fabs(r) <= max_other, "%s: correlation with %s is %.3f, want |r| <= %.2f", what,
                           FM_SYNTH_FACTOR_NAMES[k], r, max_other);
@@ -624,8 +642,10 @@ START_TEST(test_cohort_files_and_prevalences) {
     ck_assert_int_le(N_STAYS - los_known, 40);
     for (int k = 0; k < FM_SYNTH_N_PHENOTYPES; k++) {
         int pos = 0;
-        for (int s = 0; s < N_STAYS; s++) pos += x->phe[s][k];
-        ck_assert_msg(pos >= 0.15 * N_STAYS && pos <= 0.40 * N_STAYS, "%s prevalence %d", FM_SYNTH_PHENOTYPE_NAMES[k], pos);
+        for (int s = 0; s < N_STAYS; s++)
+            pos += x->phe[s][k];
+        ck_assert_msg(pos >= 0.15 * N_STAYS && pos <= 0.40 * N_STAYS, "%s prevalence %d",
+                      FM_SYNTH_PHENOTYPE_NAMES[k], pos);
     }
     /* Missing labs: the option's 0.1 within 0.03 (SE 0.007). */
     double no_labs = 1.0 - labs_stays / (double)N_STAYS;
@@ -662,10 +682,12 @@ START_TEST(test_cohort_vectors_and_images) {
         REQUIRE(i == 0 || notes.stay_id[i] != notes.stay_id[i - 1] || notes.time_h[i] >= notes.time_h[i - 1],
                 "note %zu out of order", i);
     }
-    for (size_t i = 0; i < imgs.n; i++) per_stay_images[stay_index((double)imgs.stay_id[i])]++;
+    for (size_t i = 0; i < imgs.n; i++)
+        per_stay_images[stay_index((double)imgs.stay_id[i])]++;
     int with_notes = 0, with_images = 0;
     for (int s = 0; s < N_STAYS; s++) {
-        REQUIRE(per_stay_notes[s] <= FM_SYNTH_MAX_NOTES && per_stay_images[s] <= FM_SYNTH_MAX_IMAGES, "stay %d", s);
+        REQUIRE(per_stay_notes[s] <= FM_SYNTH_MAX_NOTES && per_stay_images[s] <= FM_SYNTH_MAX_IMAGES,
+                "stay %d", s);
         with_notes += per_stay_notes[s] > 0;
         with_images += per_stay_images[s] > 0;
     }
@@ -690,8 +712,8 @@ START_TEST(test_cohort_vectors_and_images) {
             REQUIRE(imgs.stay_id[row] == st.stay_id, "image row %zu", row);
             double d = max_abs_diff(imgs.values + row * px, st.pixels + (size_t)k * px, px);
             REQUIRE(d <= 0.5 / 255 + 1e-6, "image row %zu: pixels differ by %g", row, d); /* 8-bit rounding */
-            d = max_abs_diff(feats.values + row * (size_t)feats.dim, st.image_feat + (size_t)k * (size_t)feats.dim,
-                             (size_t)feats.dim);
+            d = max_abs_diff(feats.values + row * (size_t)feats.dim,
+                             st.image_feat + (size_t)k * (size_t)feats.dim, (size_t)feats.dim);
             REQUIRE(d == 0.0, "image row %zu: features differ by %g", row, d);
         }
     }
@@ -758,13 +780,17 @@ START_TEST(test_cohort_planted_signal) {
     FmRng rng;
     fm_rng_seed(&rng, 77);
     double norm = 0;
-    for (int d = 0; d < notes.dim; d++) u[d] = (float)fm_rng_normal(&rng);
+    for (int d = 0; d < notes.dim; d++)
+        u[d] = (float)fm_rng_normal(&rng);
     for (int k = 0; k < 2; k++) {
         double dot = fm_dot_double(u, m.dir[k], (size_t)notes.dim);
-        for (int d = 0; d < notes.dim; d++) u[d] -= (float)(dot * m.dir[k][d]);
+        for (int d = 0; d < notes.dim; d++)
+            u[d] -= (float)(dot * m.dir[k][d]);
     }
-    for (int d = 0; d < notes.dim; d++) norm += (double)u[d] * u[d];
-    for (int d = 0; d < notes.dim; d++) u[d] = (float)(u[d] / sqrt(norm));
+    for (int d = 0; d < notes.dim; d++)
+        norm += (double)u[d] * u[d];
+    for (int d = 0; d < notes.dim; d++)
+        u[d] = (float)(u[d] / sqrt(norm));
     mean_projection(&notes, u, ctrl, use);
     assert_visible_only(x, ctrl, use, -1, 0, 0, 0.1, "notes control direction");
     dead = alive = 0;

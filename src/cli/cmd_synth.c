@@ -31,8 +31,8 @@ static void synth_usage(FILE *out) {
             "  --missing-labs P           fraction of stays without labs (default %g)\n"
             "  --window-h H               observation window in hours (default %g)\n"
             "  --help                     this text\n",
-            d.stays, (unsigned long long)d.seed, d.note_dim, d.image_feature_dim, d.image_size, d.missing_notes,
-            d.missing_images, d.missing_labs, d.window_h);
+            d.stays, (unsigned long long)d.seed, d.note_dim, d.image_feature_dim, d.image_size,
+            d.missing_notes, d.missing_images, d.missing_labs, d.window_h);
 }
 
 static int parse_int(const char *opt, const char *s, int *out) {
@@ -70,7 +70,9 @@ static int parse_double(const char *opt, const char *s, double *out) {
     return 1;
 }
 
-static double percent(long part, long whole) { return whole ? 100.0 * (double)part / (double)whole : 0.0; }
+static double percent(long part, long whole) {
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
 
 int fm_cmd_synth(int argc, char **argv) {
     FmSynthConfig cfg = fm_synth_default();
@@ -155,14 +157,17 @@ int fm_cmd_synth(int argc, char **argv) {
     long n = s.stays, known_los = s.stays - s.los_unknown;
     printf("fusemoe synth: wrote %d stays to %s in %.2f s (seed %llu)\n", s.stays, out, secs,
            (unsigned long long)cfg.seed);
-    printf("  observations  %zu rows (%zu recording artifacts outside the ranges)\n", s.observations, s.artifacts);
+    printf("  observations  %zu rows (%zu recording artifacts outside the ranges)\n", s.observations,
+           s.artifacts);
     printf("  labs          in %d stays (%.1f%%)\n", s.stays_with_labs, percent(s.stays_with_labs, n));
     printf("  notes         %zu in %d stays (%.1f%%), width %d\n", s.notes, s.stays_with_notes,
            percent(s.stays_with_notes, n), cfg.note_dim);
     printf("  images        %zu in %d stays (%.1f%%), %d x %d PNG, features of width %d\n", s.images,
-           s.stays_with_images, percent(s.stays_with_images, n), cfg.image_size, cfg.image_size, cfg.image_feature_dim);
+           s.stays_with_images, percent(s.stays_with_images, n), cfg.image_size, cfg.image_size,
+           cfg.image_feature_dim);
     printf("  mortality     %.1f%%\n", percent(s.deaths, n));
-    printf("  LOS > 7 days  %.1f%% (of %ld stays with a known LOS)\n", percent(s.los_over_7d, known_los), known_los);
+    printf("  LOS > 7 days  %.1f%% (of %ld stays with a known LOS)\n", percent(s.los_over_7d, known_los),
+           known_los);
     printf("  phenotypes   ");
     for (int k = 0; k < FM_SYNTH_N_PHENOTYPES; k++)
         printf(" %s %.1f%%%s", FM_SYNTH_PHENOTYPE_NAMES[k], percent(s.phenotype[k], n),
