@@ -44,15 +44,31 @@ void fm_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n
         dinp[i] += dout[i] * gelu_grad(inp[i]);
 }
 
+FM_VEC_CLONES
 void fm_relu_forward(float *out, const float *inp, size_t n) {
     /* y = max(x, 0) */
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + BLK <= n; i += BLK) {
+        float t[BLK];
+        for (int k = 0; k < BLK; k++)
+            t[k] = fm_vec_select(fm_vec_mask(inp[i + k] > 0.0f), inp[i + k], 0.0f);
+        memcpy(out + i, t, sizeof t);
+    }
+    for (; i < n; i++)
         out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
+FM_VEC_CLONES
 void fm_relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     /* y = max(x, 0):  dy/dx = [x > 0] (0 at the kink, as PyTorch) */
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + BLK <= n; i += BLK) {
+        float t[BLK];
+        for (int k = 0; k < BLK; k++)
+            t[k] = dinp[i + k] + fm_vec_select(fm_vec_mask(inp[i + k] > 0.0f), dout[i + k], 0.0f);
+        memcpy(dinp + i, t, sizeof t);
+    }
+    for (; i < n; i++)
         dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -70,22 +86,44 @@ void fm_sigmoid_forward(float *out, const float *inp, size_t n) {
         out[i] = 1.0f / (1.0f + fm_vec_exp1(-inp[i]));
 }
 
+FM_VEC_CLONES
 void fm_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n) {
     /* y = sigmoid(x):  dy/dx = y (1 - y), read from the forward's output */
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + BLK <= n; i += BLK) {
+        float t[BLK];
+        for (int k = 0; k < BLK; k++)
+            t[k] = dinp[i + k] + dout[i + k] * out[i + k] * (1.0f - out[i + k]);
+        memcpy(dinp + i, t, sizeof t);
+    }
+    for (; i < n; i++)
         dinp[i] += dout[i] * out[i] * (1.0f - out[i]);
 }
 
+FM_VEC_CLONES
 void fm_softplus_forward(float *out, const float *inp, size_t n) {
-    /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x, no loss for small */
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
+    /* y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large x */
+    size_t i = 0;
+    for (; i + BLK <= n; i += BLK) {
+        float t[BLK];
+        for (int k = 0; k < BLK; k++)
+            t[k] = fm_vec_softplus1(inp[i + k]);
+        memcpy(out + i, t, sizeof t);
     }
+    for (; i < n; i++)
+        out[i] = fm_vec_softplus1(inp[i]);
 }
 
+FM_VEC_CLONES
 void fm_softplus_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     /* y = log(1 + e^x):  dy/dx = sigmoid(x) = 1 / (1 + e^-x) */
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + BLK <= n; i += BLK) {
+        float t[BLK];
+        for (int k = 0; k < BLK; k++)
+            t[k] = dinp[i + k] + dout[i + k] / (1.0f + fm_vec_exp1(-inp[i + k]));
+        memcpy(dinp + i, t, sizeof t);
+    }
+    for (; i < n; i++)
         dinp[i] += dout[i] / (1.0f + fm_vec_exp1(-inp[i]));
 }
