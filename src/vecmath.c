@@ -15,9 +15,7 @@ void fm_vec_exp_sub(float *y, const float *x, float c, size_t n) {
         y[i] = fm_vec_exp1(x[i] - c);
 }
 
-/* Lane j accumulates elements j, j + BLK, j + 2 BLK, ...; the tail goes to lanes 0, 1, ...;
- * the lanes are then added pairwise. */
-static float reduce_lanes(float *acc) {
+float fm_vec_reduce_lanes(float *acc) {
     for (int w = BLK / 2; w >= 1; w /= 2)
         for (int j = 0; j < w; j++)
             acc[j] += acc[j + w];
@@ -33,7 +31,7 @@ float fm_vec_sum(const float *x, size_t n) {
             acc[j] += x[i + j];
     for (int j = 0; i < n; i++, j++)
         acc[j] += x[i];
-    return reduce_lanes(acc);
+    return fm_vec_reduce_lanes(acc);
 }
 
 FM_VEC_CLONES
@@ -45,7 +43,7 @@ float fm_vec_dot(const float *a, const float *b, size_t n) {
             acc[j] += a[i + j] * b[i + j];
     for (int j = 0; i < n; i++, j++)
         acc[j] += a[i] * b[i];
-    return reduce_lanes(acc);
+    return fm_vec_reduce_lanes(acc);
 }
 
 FM_VEC_CLONES

@@ -147,7 +147,12 @@ static inline float fm_vec_softplus1(float x) {
 /* y[i] = e^(x[i] - c). y may alias x. */
 void fm_vec_exp_sub(float *y, const float *x, float c, size_t n);
 
-/* sum_i x[i], as FM_VEC_BLOCK interleaved partial sums combined in a fixed order. 0 for n = 0. */
+/* Adds up FM_VEC_BLOCK partial sums pairwise (8 + 8, 4 + 4, 2 + 2, 1 + 1) and returns the
+ * total; acc is overwritten. Loops that keep their own lane sums finish with it. */
+float fm_vec_reduce_lanes(float *acc);
+
+/* sum_i x[i]: lane j adds x[j], x[j + 16], ...; the tail goes to lanes 0, 1, ...; then
+ * fm_vec_reduce_lanes. 0 for n = 0. */
 float fm_vec_sum(const float *x, size_t n);
 
 /* sum_i a[i] b[i], summed as fm_vec_sum does. */
