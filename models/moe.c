@@ -16,6 +16,7 @@
 #include "src/activation.h"
 #include "src/alloc.h"
 #include "src/dropout.h"
+#include "src/gemm.h"
 #include "src/linear.h"
 #include "src/vecmath.h"
 
@@ -456,9 +457,11 @@ void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, floa
                 deo[d] = g * dy[d];
             c->rg.dgate[pair] += fm_vec_dot(dy, o, (size_t)D);
         }
-        /* o = a W2^T + b2 */
-        memset(c->d_act, 0, nH * sizeof *c->d_act);
-        fm_linear_backward(c->d_act, dW2 + (size_t)e * D * H, dB2 + (size_t)e * D, c->d_eo,
+        /* o = a W2^T + b2:  da = do W2 (written, not accumulated: no zeroing pass), dW2 += do^T a,
+         * db2 += sum do */
+        fm_gemm(FM_NO_TRANS, FM_NO_TRANS, n, H, D, 1.0f, c->d_eo, D, W2 + (size_t)e * D * H, H, 0.0f,
+                c->d_act, H);
+        fm_linear_backward(NULL, dW2 + (size_t)e * D * H, dB2 + (size_t)e * D, c->d_eo,
                            c->hact + (size_t)r0 * H, W2 + (size_t)e * D * H, n, H, D);
         /* a = dropout(GELU(h)) */
         const float *dgelu = c->d_act;
@@ -469,9 +472,12 @@ void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, floa
         }
         memset(c->d_pre, 0, nH * sizeof *c->d_pre);
         fm_gelu_backward(c->d_pre, dgelu, c->hpre + (size_t)r0 * H, nH);
-        /* h = x W1^T + b1, then scatter dx back to the tokens */
-        if (dinp) memset(c->d_xg, 0, (size_t)n * D * sizeof *c->d_xg);
-        fm_linear_backward(dinp ? c->d_xg : NULL, dW1 + (size_t)e * H * D, dB1 + (size_t)e * H, c->d_pre,
+        /* h = x W1^T + b1:  dx = dh W1 (scattered back to the tokens below), dW1 += dh^T x,
+         * db1 += sum dh */
+        if (dinp)
+            fm_gemm(FM_NO_TRANS, FM_NO_TRANS, n, D, H, 1.0f, c->d_pre, H, W1 + (size_t)e * H * D, D, 0.0f,
+                    c->d_xg, D);
+        fm_linear_backward(NULL, dW1 + (size_t)e * H * D, dB1 + (size_t)e * H, c->d_pre,
                            c->xg + (size_t)r0 * D, W1 + (size_t)e * H * D, n, D, H);
         if (dinp) {
             for (int i = 0; i < n; i++) {
