@@ -216,7 +216,7 @@ static void check_all_gradients(Layer *L, double h, double tol, const char *what
 }
 
 /* The step trades float noise (the forward runs in float: ~1e-7 noise in the loss, divided by
- * 2h) against truncation (Gaussian gating is strongly curved in its centres): at h = 3e-3 the
+ * 2h) against truncation (which grows as h^2 with the curvature of the gates): at h = 3e-3 the
  * worst relative error was 2.5e-2 (noise), at 2e-2 it was 2.8e-2 (truncation), at 1e-2 it is
  * 6.4e-3 over the 19 checks (floor 1e-3). A step moves a logit by at most a few hundredths,
  * so a margin of 0.1 keeps every perturbation on one side of every routing decision, and the
