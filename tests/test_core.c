@@ -13,6 +13,7 @@
 #include "src/gemm.h"
 #include "src/h5io.h"
 #include "src/params.h"
+#include "src/params_h5.h"
 #include "src/rng.h"
 #include "tests/support/testutil.h"
 
@@ -354,6 +355,64 @@ START_TEST(test_h5io_roundtrip_and_errors) {
 }
 END_TEST
 
+
+/* Parameters written and read back; a table with another shape, a missing or an unknown tensor
+ * is a mismatch naming the tensor. */
+START_TEST(test_params_h5_roundtrip_and_mismatch) {
+    char dir[256], path[512];
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/p.h5", dir);
+    FmParams p;
+    fm_params_init(&p);
+    int w, b;
+    ck_assert_int_eq(fm_params_declare(&p, "layer.0.w", 2, (int[]){100, 64}, 1, &w, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_declare(&p, "layer.0.b", 1, (int[]){3}, 0, &b, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_allocate(&p, 0, NULL), FM_OK);
+    FmRng r;
+    fm_rng_seed(&r, 5);
+    fm_fill_uniform(&r, p.data, p.total, -1, 1);
+    FmError err;
+    hid_t f;
+    ck_assert_int_eq(fm_h5_create(path, &f, &err), FM_OK);
+    ck_assert_int_eq(fm_params_write_h5(f, &p, p.data, &err), FM_OK);
+    H5Fclose(f);
+
+    float *back = calloc(p.total, sizeof(float));
+    ck_assert_int_eq(fm_h5_open_read(path, &f, &err), FM_OK);
+    ck_assert_int_eq(fm_params_read_h5(f, path, &p, back, &err), FM_OK);
+    fm_assert_close(back + p.tensors[w].offset, fm_params_data(&p, w), 6400, 0, 0, "w");
+    fm_assert_close(back + p.tensors[b].offset, fm_params_data(&p, b), 3, 0, 0, "b");
+
+    FmParams other;
+    fm_params_init(&other);
+    ck_assert_int_eq(fm_params_declare(&other, "layer.0.w", 2, (int[]){64, 100}, 1, NULL, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_declare(&other, "layer.0.b", 1, (int[]){3}, 0, NULL, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_allocate(&other, 0, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_read_h5(f, path, &other, other.data, &err), FM_ERR_MISMATCH);
+    ck_assert_str_eq(err.message, "parameter layer.0.w: expected shape (64, 100), got (100, 64)");
+    ck_assert_str_eq(err.where, path);
+    fm_params_free(&other);
+
+    fm_params_init(&other); /* declares only b: w is unknown to it */
+    ck_assert_int_eq(fm_params_declare(&other, "layer.0.b", 1, (int[]){3}, 0, NULL, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_allocate(&other, 0, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_read_h5(f, path, &other, other.data, &err), FM_ERR_MISMATCH);
+    ck_assert_str_eq(err.message, "parameter layer.0.w: not part of this model's configuration");
+    fm_params_free(&other);
+
+    fm_params_init(&other); /* declares a tensor the file lacks */
+    ck_assert_int_eq(fm_params_declare(&other, "layer.1.b", 1, (int[]){3}, 0, NULL, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_allocate(&other, 0, NULL), FM_OK);
+    ck_assert_int_eq(fm_params_read_h5(f, path, &other, other.data, &err), FM_ERR_MISMATCH);
+    ck_assert_str_eq(err.message, "parameter layer.1.b: missing");
+    fm_params_free(&other);
+    H5Fclose(f);
+    free(back);
+    fm_params_free(&p);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 static Suite *core_suite(void) {
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
@@ -370,6 +429,7 @@ static Suite *core_suite(void) {
     tcase_add_test(tc, test_adam_step_and_clip);
     tcase_add_test(tc, test_atomic_file);
     tcase_add_test(tc, test_h5io_roundtrip_and_errors);
+    tcase_add_test(tc, test_params_h5_roundtrip_and_mismatch);
     suite_add_tcase(s, tc);
     return s;
 }
