@@ -9,6 +9,9 @@
 static const char *const OBS_NAMES[FM_OBS_N_OUTCOMES] = {
     "kept", "missing", "sentinel", "before_window", "after_window", "below_range", "above_range",
     "duplicate", "extra_descriptor", "stay_dropped"};
+/* Column heads of the observation table (the legend under it spells them out). */
+static const char *const OBS_HEADS[FM_OBS_N_OUTCOMES] = {"kept",  "missing", "sentinel", "<0h",   ">window",
+                                                         "<min",  ">max",    "dup",      "extra", "stay_drop"};
 static const char *const EVENT_NAMES[FM_EVENT_N_OUTCOMES] = {"kept", "before_window", "after_window",
                                                              "nonfinite", "unknown_stay", "stay_dropped"};
 
@@ -101,7 +104,7 @@ void fm_report_write_text(const FmPrepareReport *rep, const FmVarMap *map, const
 
     fprintf(out, "\n== observations by variable and outcome (stays%%: kept stays with any kept value)\n");
     fprintf(out, "%-12s %-8s %9s", "variable", "modality", "read");
-    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) fprintf(out, " %9.9s", OBS_NAMES[o]);
+    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) fprintf(out, " %9s", OBS_HEADS[o]);
     fprintf(out, " %7s\n", "stays%");
     int64_t total[FM_OBS_N_OUTCOMES] = {0}, total_read = 0;
     for (int e = 0; e < map->n_entries; e++) {
@@ -116,10 +119,10 @@ void fm_report_write_text(const FmPrepareReport *rep, const FmVarMap *map, const
     fprintf(out, "%-12s %-8s %9lld", "total", "", (long long)total_read);
     for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) fprintf(out, " %9lld", (long long)total[o]);
     fprintf(out, "\n");
-    fprintf(out, "outcomes: missing = empty/NaN value; sentinel = the not-recorded code; before/after_window = "
-                 "time outside [0, window]; below/above_range = outside the mapping's plausible range; "
-                 "duplicate = merged into the mean of the same (time, variable); extra_descriptor = a later "
-                 "value of a static variable; stay_dropped = valid but the stay was dropped\n");
+    fprintf(out, "read = kept + the rest. missing: empty/NaN value. sentinel: the not-recorded code. <0h, >window:\n"
+                 "time before admission or after the window. <min, >max: outside the mapping's plausible range.\n"
+                 "dup: merged into the mean of its (time, variable) group. extra: a later value of a static\n"
+                 "variable (the first valid one is kept). stay_drop: valid, but its stay was dropped.\n");
 
     fprintf(out, "\n== variables not in the mapping (dropped)   %lld observations\n", (long long)rep->obs_unmapped);
     for (int i = 0; i < rep->n_unmapped; i++)
