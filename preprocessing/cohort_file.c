@@ -243,14 +243,17 @@ static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
     snprintf(ds, sizeof ds, "%s/present", g);
     if ((st = read_ds(ld, ds, FM_H5_U8, 1, d1, (void **)&md->present)) != FM_OK) return st;
     int64_t L = 0;
+    char ds_count[700], ds_offset[700];
+    snprintf(ds_count, sizeof ds_count, "%s/count", g);
+    snprintf(ds_offset, sizeof ds_offset, "%s/offset", g);
     for (int64_t i = 0; i < c->N; i++) {
         int64_t cnt = md->offset[i + 1] - md->offset[i];
         if (md->count[i] != cnt)
-            return BAD(ld, ds, "count of stay %lld disagrees with the offsets (%lld)", (long long)i, (long long)cnt);
+            return BAD(ld, ds_count, "count of stay %lld disagrees with the offsets (%lld)", (long long)i, (long long)cnt);
         if (md->present[i] != (cnt > 0))
             return BAD(ld, ds, "presence flag of stay %lld disagrees with its %lld rows", (long long)i, (long long)cnt);
         if (md->kind == FM_MODALITY_STATIC && cnt > 1)
-            return BAD(ld, ds, "static stay %lld has %lld rows, expected at most 1", (long long)i, (long long)cnt);
+            return BAD(ld, ds_offset, "static stay %lld has %lld rows, expected at most 1", (long long)i, (long long)cnt);
         if (cnt > L) L = cnt;
     }
     md->max_L = (int)L;

@@ -140,7 +140,10 @@ static FmStatus list_records(const char *dir, char ***names, size_t *n, FmError 
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".txt") != 0 || e->d_name[0] == '.') continue;
+        if (len < 5 || strcmp(e->d_name + len - 4, ".txt") != 0) continue;
+        size_t digits = 0;
+        while (digits < len - 4 && e->d_name[digits] >= '0' && e->d_name[digits] <= '9') digits++;
+        if (digits != len - 4) continue; /* records are <RecordID>.txt; skip anything else */
         if (count == cap) {
             cap = cap ? cap * 2 : 1024;
             char **p = fm_realloc(list, cap * sizeof *p);
@@ -163,7 +166,7 @@ static FmStatus list_records(const char *dir, char ***names, size_t *n, FmError 
     }
     if (count == 0) {
         fm_free(list);
-        return FM_FAIL(err, FM_ERR_FORMAT, dir, "no record files (*.txt) in this folder");
+        return FM_FAIL(err, FM_ERR_FORMAT, dir, "no record files (<RecordID>.txt) in this folder");
     }
     qsort(list, count, sizeof *list, cmp_names);
     *names = list;
@@ -203,10 +206,9 @@ FmStatus fm_p12_read_dir(const char *dir, FmCohortBuilder *b, const FmLabelTable
             st = FM_FAIL(err, FM_ERR_FORMAT, path, "no RecordID line");
             break;
         }
-        /* A numeric file name must be the RecordID. */
-        char *end;
-        long long from_name = strtoll(names[i], &end, 10);
-        if (end != names[i] && strcmp(end, ".txt") == 0 && from_name != r.record_id) {
+        /* The file name is the RecordID. */
+        long long from_name = strtoll(names[i], NULL, 10);
+        if (from_name != r.record_id) {
             st = FM_FAIL(err, FM_ERR_FORMAT, path, "RecordID %lld does not match the file name",
                          (long long)r.record_id);
             break;

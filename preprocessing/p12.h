@@ -5,7 +5,7 @@
  * Height, ICUType, Weight) are recognised by name at 00:00, wherever they are in the file
  * (about 90 records per set interleave them with observations): the first 00:00 line of each
  * descriptor name is the descriptor; a repeat (e.g. a second 00:00 Weight) is an observation.
- * RecordID gives the stay id and must match a numeric file name. Every value is checked;
+ * RecordID gives the stay id and must match the file name (other files are ignored). Every value is checked;
  * -1 is "not recorded" (the builder's sentinel). Records are read in file-name order. */
 #ifndef FM_P12_H
 #define FM_P12_H
@@ -13,7 +13,7 @@
 #include "preprocessing/cohort_build.h"
 #include "preprocessing/labels.h"
 
-/* Reads every *.txt record of folder `dir` into the builder. Each record's stay must have a row
+/* Reads every <digits>.txt record of folder `dir` into the builder. Each record's stay must have a row
  * in `labels` (else a format error naming the record file); `label_used` (labels->n flags) is
  * set for the rows matched. Counts lines and records in b->rep. Errors name the record file and
  * line ("set-a/132539.txt:17: column Value: expected a number, got \"1,5\""). */

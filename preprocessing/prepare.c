@@ -165,6 +165,12 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
     for (int i = 0; st == FM_OK && i < o->n_p12_dirs; i++) st = fm_p12_read_dir(o->p12_dirs[i], &b, &labels, used, err);
     if (st == FM_OK && o->long_csv) st = fm_long_csv_read(o->long_csv, &o->long_opt, &b, &labels, used, err);
     if (st == FM_OK) st = fm_builder_finish(&b, c, &rows, err);
+    if (st == FM_OK && c->N == 0)
+        st = FM_FAIL(err, FM_ERR_CONFIG, NULL,
+                     "no stay remains: all %lld were dropped (%lld without time series, %lld without a valid "
+                     "observation; check the mapping and the window)",
+                     (long long)rep->records_read, (long long)rep->stays_no_time_series,
+                     (long long)rep->stays_no_valid_obs);
     if (st == FM_OK) {
         for (size_t r = 0; r < labels.n; r++) rep->outcomes_without_stay += !used[r];
         st = build_labels(c, &labels, rows, o->los_threshold_days, err);

@@ -43,15 +43,49 @@ void fm_report_free(FmPrepareReport *rep) {
     fm_free(rep->stays_with_var);
     for (int i = 0; i < rep->n_unmapped; i++) fm_free(rep->unmapped[i].name);
     fm_free(rep->unmapped);
+    fm_free(rep->unmapped_slot);
     memset(rep, 0, sizeof *rep);
 }
 
+static size_t name_hash(const char *s, size_t len) {
+    size_t h = 1469598103934665603u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    return h;
+}
+
+/* Slot of `name` in the hash of unmapped names: its index there, or the empty slot to use. */
+static size_t unmapped_find(const FmPrepareReport *rep, const char *name, size_t len) {
+    size_t mask = (size_t)rep->unmapped_slots - 1, s = name_hash(name, len) & mask;
+    for (;;) {
+        int k = rep->unmapped_slot[s];
+        if (k < 0) return s;
+        const char *e = rep->unmapped[k].name;
+        if (strncmp(e, name, len) == 0 && e[len] == '\0') return s;
+        s = (s + 1) & mask;
+    }
+}
+
 FmStatus fm_report_unmapped(FmPrepareReport *rep, const char *name, size_t len, FmError *err) {
-    rep->obs_unmapped++;
-    for (int i = 0; i < rep->n_unmapped; i++) {
-        if (strncmp(rep->unmapped[i].name, name, len) == 0 && rep->unmapped[i].name[len] == '\0') {
-            rep->unmapped[i].count++;
+    if (rep->unmapped_slots) {
+        size_t s = unmapped_find(rep, name, len);
+        if (rep->unmapped_slot[s] >= 0) {
+            rep->unmapped[rep->unmapped_slot[s]].count++;
+            rep->obs_unmapped++;
             return FM_OK;
+        }
+    }
+    /* A new name: keep the table at most half full. */
+    if ((rep->n_unmapped + 1) * 2 > rep->unmapped_slots) {
+        int slots = rep->unmapped_slots ? rep->unmapped_slots * 2 : 64;
+        int *table = fm_malloc_array((size_t)slots, sizeof *table);
+        if (!table) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the report");
+        for (int i = 0; i < slots; i++) table[i] = -1;
+        fm_free(rep->unmapped_slot);
+        rep->unmapped_slot = table;
+        rep->unmapped_slots = slots;
+        for (int k = 0; k < rep->n_unmapped; k++) {
+            const char *e = rep->unmapped[k].name;
+            rep->unmapped_slot[unmapped_find(rep, e, strlen(e))] = k;
         }
     }
     FmNamedCount *p = fm_realloc(rep->unmapped, (size_t)(rep->n_unmapped + 1) * sizeof *p);
@@ -61,7 +95,9 @@ FmStatus fm_report_unmapped(FmPrepareReport *rep, const char *name, size_t len, 
     if (!copy) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the report");
     memcpy(copy, name, len);
     copy[len] = '\0';
+    rep->unmapped_slot[unmapped_find(rep, copy, len)] = rep->n_unmapped;
     rep->unmapped[rep->n_unmapped++] = (FmNamedCount){copy, 1};
+    rep->obs_unmapped++;
     return FM_OK;
 }
 

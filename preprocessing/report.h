@@ -69,6 +69,8 @@ typedef struct {
     int64_t obs_unmapped;         /* observations of variables not in the mapping */
     int n_unmapped;
     FmNamedCount *unmapped;       /* (n_unmapped) by name, in order of first appearance */
+    int *unmapped_slot;           /* hash slots over unmapped names (index or -1) */
+    int unmapped_slots;           /* slot count, a power of two */
     /* events per event modality */
     int n_event_mods;
     char event_name[FM_REPORT_MAX_EVENT_MODS][64];

@@ -310,6 +310,51 @@ START_TEST(test_long_csv_rules) {
 }
 END_TEST
 
+/* Unmapped variables are counted by name (many names: the report's hash table grows); a
+ * preparation that keeps no stay is an error. */
+START_TEST(test_unmapped_names_and_empty_cohort) {
+    char dir[512], ob[1024], lb[1024], mp[1024];
+    fm_test_tmpdir(dir, sizeof dir);
+    char *text = fm_malloc(200000);
+    ck_assert_ptr_nonnull(text);
+    size_t used = (size_t)snprintf(text, 200000, "stay_id,time_h,variable,value\n1,1,HR,80\n");
+    for (int rep = 0; rep < 3; rep++)
+        for (int k = 0; k < 300; k++) used += (size_t)snprintf(text + used, 200000 - used, "1,1,item%d,%d\n", k, rep);
+    write_text(dir, "obs.csv", text, ob, sizeof ob);
+    fm_free(text);
+    write_text(dir, "labels.csv", "stay_id,mortality,los_days\n1,0,3\n", lb, sizeof lb);
+    write_text(dir, "map.csv", "variable,modality\nHR,vitals\n", mp, sizeof mp);
+    FmPrepareOptions o = fm_prepare_defaults();
+    o.long_csv = ob;
+    const char *lf[] = {lb};
+    o.label_files = lf;
+    o.n_label_files = 1;
+    o.mapping = mp;
+    FmCohort c;
+    FmVarMap map;
+    FmPrepareReport rep;
+    FmError err;
+    ck_assert_int_eq(fm_prepare_run(&o, &c, &map, &rep, &err), FM_OK);
+    ck_assert_int_eq(rep.n_unmapped, 300);
+    ck_assert_int_eq(rep.obs_unmapped, 900);
+    for (int k = 0; k < 300; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "item%d", k);
+        ck_assert_str_eq(rep.unmapped[k].name, name); /* order of first appearance */
+        ck_assert_int_eq(rep.unmapped[k].count, 3);
+    }
+    fm_cohort_free(&c);
+    fm_var_map_free(&map);
+    fm_report_free(&rep);
+    /* Every value out of range: nothing is left. */
+    write_text(dir, "map.csv", "variable,modality,min,max\nHR,vitals,100,300\n", mp, sizeof mp);
+    ck_assert_int_eq(fm_prepare_run(&o, &c, &map, &rep, &err), FM_ERR_CONFIG);
+    ck_assert_str_eq(err.message, "no stay remains: all 1 were dropped (0 without time series, 1 without a valid "
+                                  "observation; check the mapping and the window)");
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 /* Events through the builder: window, non-finite vectors, unknown stays, time order, a stay
  * kept by its events alone. */
 START_TEST(test_builder_events) {
@@ -741,6 +786,7 @@ static Suite *preprocess_suite(void) {
     tcase_add_test(tc, test_p12_rules_on_fixture);
     tcase_add_test(tc, test_window_option);
     tcase_add_test(tc, test_long_csv_rules);
+    tcase_add_test(tc, test_unmapped_names_and_empty_cohort);
     tcase_add_test(tc, test_builder_events);
     tcase_add_test(tc, test_splits_repeated);
     tcase_add_test(tc, test_splits_kfold);

@@ -57,7 +57,7 @@ static void prepare_usage(FILE *out) {
             "  fusemoe prepare --long-csv obs.csv --labels labels.csv --mapping my_map.csv --splits kfold:5 --out c.h5\n");
 }
 
-/* Splits a comma-separated argument into up to `cap` strings (pointing into a copy). */
+/* Splits a comma-separated argument into at most 64 strings (pointing into a copy). */
 typedef struct {
     char *buf;
     const char *item[64];
@@ -68,10 +68,13 @@ static int split_list(List *l, const char *arg) {
     l->buf = fm_strdup(arg);
     l->n = 0;
     if (!l->buf) return -1;
-    for (char *p = l->buf; l->n < 64;) {
+    for (char *p = l->buf;;) {
         char *comma = strchr(p, ',');
         if (comma) *comma = '\0';
-        if (*p) l->item[l->n++] = p;
+        if (*p) {
+            if (l->n == 64) return -1; /* more than 64 items */
+            l->item[l->n++] = p;
+        }
         if (!comma) break;
         p = comma + 1;
     }
