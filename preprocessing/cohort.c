@@ -13,7 +13,8 @@ void fm_cohort_free(FmCohort *c) {
         FmCohortModality *md = &c->mod[m];
         fm_free(md->name);
         if (md->channel)
-            for (int k = 0; k < md->C; k++) fm_free(md->channel[k]);
+            for (int k = 0; k < md->C; k++)
+                fm_free(md->channel[k]);
         fm_free(md->channel);
         fm_free(md->range_min);
         fm_free(md->range_max);
@@ -58,16 +59,19 @@ int fm_cohort_find_split(const FmCohort *c, const char *name) {
     return -1;
 }
 
-FmStatus fm_cohort_split_stays(const FmCohort *c, int split, int part, int64_t **idx, int64_t *n, FmError *err) {
+FmStatus fm_cohort_split_stays(const FmCohort *c, int split, int part, int64_t **idx, int64_t *n,
+                               FmError *err) {
     *idx = NULL;
     *n = 0;
     if (split < 0 || split >= c->n_splits)
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "split %d does not exist (the cohort has %d)", split, c->n_splits);
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "split %d does not exist (the cohort has %d)", split,
+                       c->n_splits);
     if (part < FM_PART_TRAIN || part > FM_PART_TEST)
         return FM_FAIL(err, FM_ERR_ARG, NULL, "part %d is not train (0), val (1) or test (2)", part);
     const uint8_t *p = c->split[split].part;
     int64_t count = 0;
-    for (int64_t i = 0; i < c->N; i++) count += p[i] == part;
+    for (int64_t i = 0; i < c->N; i++)
+        count += p[i] == part;
     int64_t *out = fm_malloc_array((size_t)(count ? count : 1), sizeof *out);
     if (!out) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory listing split stays");
     int64_t k = 0;
@@ -142,7 +146,8 @@ FmStatus fm_cohort_fit_norm(const FmCohort *c, const uint8_t *part, FmNorm *norm
                 }
             }
             if (pass == 0)
-                for (int ch = 0; ch < C; ch++) nm->mean[ch] = cnt[ch] ? sum[ch] / (double)cnt[ch] : 0.0;
+                for (int ch = 0; ch < C; ch++)
+                    nm->mean[ch] = cnt[ch] ? sum[ch] / (double)cnt[ch] : 0.0;
         }
         for (int ch = 0; ch < C; ch++) {
             double sd = cnt[ch] ? sqrt(sum[C + ch] / (double)cnt[ch]) : 1.0;
@@ -157,11 +162,13 @@ FmStatus fm_cohort_fit_norm(const FmCohort *c, const uint8_t *part, FmNorm *norm
 FmStatus fm_cohort_get_norm(const FmCohort *c, int split, FmNorm *norm, FmError *err) {
     memset(norm, 0, sizeof *norm);
     if (split == FM_COHORT_NORM_EXTERNAL) {
-        if (!c->has_external_norm) return FM_FAIL(err, FM_ERR_ARG, NULL, "the cohort has no external statistics");
+        if (!c->has_external_norm)
+            return FM_FAIL(err, FM_ERR_ARG, NULL, "the cohort has no external statistics");
         return fm_norm_copy(norm, &c->external_norm, err);
     }
     if (split < 0 || split >= c->n_splits)
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "split %d does not exist (the cohort has %d)", split, c->n_splits);
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "split %d does not exist (the cohort has %d)", split,
+                       c->n_splits);
     return fm_norm_copy(norm, &c->split[split].norm, err);
 }
 

@@ -23,29 +23,29 @@
 #define FM_COHORT_FORMAT_VERSION 1
 
 typedef struct {
-    char *name;          /* "vitals", "labs", "static", "notes", "image_features", "images" */
+    char *name; /* "vitals", "labs", "static", "notes", "image_features", "images" */
     FmModalityKind kind;
-    int C;               /* channels / feature width / pixels S*S */
-    char **channel;      /* (C) names for SERIES and STATIC; NULL for EVENTS and IMAGES */
-    double *range_min;   /* (C) plausible range used when cleaning (SERIES/STATIC), else NULL; */
-    double *range_max;   /*     -inf / +inf when unbounded */
-    int image_size;      /* IMAGES: S (C = S*S); 0 otherwise */
-    int standardise;     /* 1: batches standardise values per channel; 0 (IMAGES): unchanged */
-    int64_t T;           /* rows over all stays */
-    int64_t *offset;     /* (N+1), offset[0] = 0, offset[N] = T */
-    int32_t *count;      /* (N) rows per stay = offset[i+1] - offset[i] */
-    uint8_t *present;    /* (N) 1 = the stay has at least one row (STATIC: any descriptor) */
-    float *time;         /* (T) hours since ICU admission, in [0, window_h] */
-    float *value;        /* (T, C) cleaned values, not standardised; 0 where not observed */
-    uint8_t *mask;       /* (T, C) 1 = observed (SERIES, STATIC); NULL for EVENTS, IMAGES */
-    int max_L;           /* largest count over stays */
+    int C;             /* channels / feature width / pixels S*S */
+    char **channel;    /* (C) names for SERIES and STATIC; NULL for EVENTS and IMAGES */
+    double *range_min; /* (C) plausible range used when cleaning (SERIES/STATIC), else NULL; */
+    double *range_max; /*     -inf / +inf when unbounded */
+    int image_size;    /* IMAGES: S (C = S*S); 0 otherwise */
+    int standardise;   /* 1: batches standardise values per channel; 0 (IMAGES): unchanged */
+    int64_t T;         /* rows over all stays */
+    int64_t *offset;   /* (N+1), offset[0] = 0, offset[N] = T */
+    int32_t *count;    /* (N) rows per stay = offset[i+1] - offset[i] */
+    uint8_t *present;  /* (N) 1 = the stay has at least one row (STATIC: any descriptor) */
+    float *time;       /* (T) hours since ICU admission, in [0, window_h] */
+    float *value;      /* (T, C) cleaned values, not standardised; 0 where not observed */
+    uint8_t *mask;     /* (T, C) 1 = observed (SERIES, STATIC); NULL for EVENTS, IMAGES */
+    int max_L;         /* largest count over stays */
 } FmCohortModality;
 
 typedef enum { FM_LABEL_BINARY = 0, FM_LABEL_REGRESSION = 1 } FmLabelKind;
 
 typedef struct {
-    char *name;      /* column name: "mortality", "los_log_days", "los_gt_7d", "phe_sepsis"... */
-    char *task;      /* task it belongs to: its own name, or "phenotype" for the multi-label set */
+    char *name; /* column name: "mortality", "los_log_days", "los_gt_7d", "phe_sepsis"... */
+    char *task; /* task it belongs to: its own name, or "phenotype" for the multi-label set */
     FmLabelKind kind;
 } FmLabelInfo;
 
@@ -53,9 +53,9 @@ typedef struct {
 enum { FM_PART_TRAIN = 0, FM_PART_VAL = 1, FM_PART_TEST = 2, FM_PART_NONE = 3 };
 
 typedef struct {
-    char *name;     /* "repeat0".., "fold0".., or the split file's column name */
-    uint8_t *part;  /* (N) FM_PART_* of each stay */
-    FmNorm norm;    /* statistics fitted on this split's training stays */
+    char *name;    /* "repeat0".., "fold0".., or the split file's column name */
+    uint8_t *part; /* (N) FM_PART_* of each stay */
+    FmNorm norm;   /* statistics fitted on this split's training stays */
 } FmCohortSplit;
 
 /* Preprocessing settings, stored as attributes of the cohort file. */
@@ -66,25 +66,25 @@ typedef struct {
     double std_floor;           /* FM_NORM_STD_FLOOR */
     int has_sentinel;           /* 1 when `sentinel` marks "not recorded" values */
     double sentinel;
-    uint64_t seed;              /* split seed */
-    char *split_spec;           /* "repeated:5:0.8,0.1,0.1", "kfold:5", "file:<path>" */
-    char *sources;              /* the inputs, one per line */
-    char *duplicate_rule;       /* "mean" */
+    uint64_t seed;        /* split seed */
+    char *split_spec;     /* "repeated:5:0.8,0.1,0.1", "kfold:5", "file:<path>" */
+    char *sources;        /* the inputs, one per line */
+    char *duplicate_rule; /* "mean" */
 } FmCohortSettings;
 
 typedef struct {
-    int64_t N;                 /* stays */
-    int64_t *stay_id;          /* (N) */
-    int M;                     /* modalities */
-    FmCohortModality *mod;     /* (M) */
+    int64_t N;             /* stays */
+    int64_t *stay_id;      /* (N) */
+    int M;                 /* modalities */
+    FmCohortModality *mod; /* (M) */
     int n_labels;
-    FmLabelInfo *label_info;   /* (n_labels) */
-    float *label;              /* (N, n_labels); NaN where unknown */
-    uint8_t *label_mask;       /* (N, n_labels) 1 = known */
+    FmLabelInfo *label_info; /* (n_labels) */
+    float *label;            /* (N, n_labels); NaN where unknown */
+    uint8_t *label_mask;     /* (N, n_labels) 1 = known */
     int n_splits;
-    FmCohortSplit *split;      /* (n_splits) */
+    FmCohortSplit *split; /* (n_splits) */
     FmCohortSettings settings;
-    int has_external_norm;     /* set by fm_cohort_use_norm */
+    int has_external_norm; /* set by fm_cohort_use_norm */
     FmNorm external_norm;
 } FmCohort;
 

@@ -39,7 +39,8 @@ FmStatus fm_cohort_batch_alloc(const FmCohort *c, int max_B, FmBatch *b, FmError
         size_t rows = B * (size_t)L;
         if (md->kind != FM_MODALITY_STATIC && !(bm->time = fm_malloc_array(rows, sizeof(float)))) goto nomem;
         if (!(bm->value = fm_malloc_array(rows * (size_t)md->C, sizeof(float)))) goto nomem;
-        size_t mask_n = (md->kind == FM_MODALITY_SERIES || md->kind == FM_MODALITY_STATIC) ? rows * (size_t)md->C : rows;
+        size_t mask_n =
+            (md->kind == FM_MODALITY_SERIES || md->kind == FM_MODALITY_STATIC) ? rows * (size_t)md->C : rows;
         if (!(bm->mask = fm_malloc(mask_n))) goto nomem;
         if (!(bm->count = fm_malloc_array(B, sizeof(int)))) goto nomem;
         if (!(bm->present = fm_malloc(B))) goto nomem;
@@ -55,7 +56,8 @@ nomem:
     return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory allocating a batch of %d stays", max_B);
 }
 
-FmStatus fm_cohort_make_batch(const FmCohort *c, int split, const int64_t *idx, int n, FmBatch *b, FmError *err) {
+FmStatus fm_cohort_make_batch(const FmCohort *c, int split, const int64_t *idx, int n, FmBatch *b,
+                              FmError *err) {
     if (n < 0 || n > b->cap_B)
         return FM_FAIL(err, FM_ERR_ARG, NULL, "batch of %d stays, but the buffers hold %d", n, b->cap_B);
     if (b->M != c->M || b->n_labels != c->n_labels)
@@ -68,7 +70,8 @@ FmStatus fm_cohort_make_batch(const FmCohort *c, int split, const int64_t *idx, 
     } else if (split >= 0 && split < c->n_splits) {
         norm = &c->split[split].norm;
     } else {
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "split %d does not exist (the cohort has %d)", split, c->n_splits);
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "split %d does not exist (the cohort has %d)", split,
+                       c->n_splits);
     }
     for (int k = 0; k < n; k++)
         if (idx[k] < 0 || idx[k] >= c->N)
@@ -117,7 +120,8 @@ FmStatus fm_cohort_make_batch(const FmCohort *c, int split, const int64_t *idx, 
                 } else {
                     bm->mask[(size_t)k * (size_t)L + (size_t)l] = 1;
                     if (nm->standardise)
-                        for (int ch = 0; ch < C; ch++) dst[ch] = (float)((src[ch] - nm->mean[ch]) / nm->std[ch]);
+                        for (int ch = 0; ch < C; ch++)
+                            dst[ch] = (float)((src[ch] - nm->mean[ch]) / nm->std[ch]);
                     else
                         memcpy(dst, src, (size_t)C * sizeof(float));
                 }
@@ -128,7 +132,8 @@ FmStatus fm_cohort_make_batch(const FmCohort *c, int split, const int64_t *idx, 
         int64_t i = idx[k];
         b->stay_id[k] = c->stay_id[i];
         for (int l = 0; l < c->n_labels; l++) {
-            size_t s = (size_t)i * (size_t)c->n_labels + (size_t)l, d = (size_t)k * (size_t)c->n_labels + (size_t)l;
+            size_t s = (size_t)i * (size_t)c->n_labels + (size_t)l,
+                   d = (size_t)k * (size_t)c->n_labels + (size_t)l;
             b->label_mask[d] = c->label_mask[s];
             b->label[d] = c->label_mask[s] ? c->label[s] : 0.0f;
         }

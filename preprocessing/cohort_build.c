@@ -37,7 +37,8 @@ static void free_modality(FmBuildModality *m) {
 
 void fm_builder_free(FmCohortBuilder *b) {
     if (!b) return;
-    for (int m = 0; m < b->M && b->mod; m++) free_modality(&b->mod[m]);
+    for (int m = 0; m < b->M && b->mod; m++)
+        free_modality(&b->mod[m]);
     fm_free(b->mod);
     fm_free(b->stay_id);
     fm_free(b->label_row);
@@ -81,7 +82,8 @@ static FmStatus ensure_stays(FmCohortBuilder *b, FmError *err) {
 static FmStatus ensure_rows(FmBuildModality *md, int64_t extra, FmError *err) {
     if (md->T + extra <= md->cap_T) return FM_OK;
     int64_t cap = md->cap_T ? md->cap_T : 256;
-    while (cap < md->T + extra) cap *= 2;
+    while (cap < md->T + extra)
+        cap *= 2;
     float *t = fm_realloc(md->time, (size_t)cap * sizeof *t);
     if (!t) return nomem(err);
     md->time = t;
@@ -100,7 +102,8 @@ static FmStatus ensure_rows(FmBuildModality *md, int64_t extra, FmError *err) {
 static FmStatus ensure_items(FmCohortBuilder *b, size_t n, FmError *err) {
     if (n <= b->cap_items) return FM_OK;
     size_t cap = b->cap_items ? b->cap_items : 1024;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     FmBuildItem *a = fm_realloc(b->items, cap * sizeof *a);
     if (!a) return nomem(err);
     b->items = a;
@@ -134,7 +137,8 @@ FmStatus fm_builder_init(FmCohortBuilder *b, const FmVarMap *map, const FmBuildO
     b->acc_n = fm_calloc((size_t)b->max_C + 1, sizeof *b->acc_n);
     b->T0 = fm_calloc((size_t)map->n_mods + FM_REPORT_MAX_EVENT_MODS, sizeof *b->T0);
     b->static_best = fm_calloc((size_t)b->max_C + 1, sizeof *b->static_best);
-    if (!b->twin_static || !b->stay_counts || !b->acc_sum || !b->acc_n || !b->T0 || !b->static_best) goto fail;
+    if (!b->twin_static || !b->stay_counts || !b->acc_sum || !b->acc_n || !b->T0 || !b->static_best)
+        goto fail;
     for (int e = 0; e < map->n_entries; e++) {
         const FmVarEntry *E = &map->entries[e];
         int st = -1;
@@ -143,7 +147,8 @@ FmStatus fm_builder_init(FmCohortBuilder *b, const FmVarMap *map, const FmBuildO
         b->twin_static[e] = st;
     }
     if (ensure_stays(b, err) != FM_OK) goto fail;
-    for (int m = 0; m < b->M; m++) b->mod[m].offset[0] = 0;
+    for (int m = 0; m < b->M; m++)
+        b->mod[m].offset[0] = 0;
     return FM_OK;
 fail:
     fm_builder_free(b);
@@ -159,8 +164,8 @@ FmStatus fm_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityK
     FmStatus st = FM_OK;
     if (t.dim <= 0) st = FM_FAIL(err, FM_ERR_FORMAT, source, "items have no values (width %d)", t.dim);
     if (st == FM_OK && kind == FM_MODALITY_IMAGES && t.dim != image_size * image_size)
-        st = FM_FAIL(err, FM_ERR_FORMAT, source, "images have %d pixels, expected %d x %d", t.dim,
-                     image_size, image_size);
+        st = FM_FAIL(err, FM_ERR_FORMAT, source, "images have %d pixels, expected %d x %d", t.dim, image_size,
+                     image_size);
     for (size_t i = 0; st == FM_OK && i < t.n; i++)
         if (!isfinite(t.time_h[i]))
             st = FM_FAIL(err, FM_ERR_FORMAT, source, "row %zu (stay %lld): time is not a finite number", i,
@@ -195,8 +200,10 @@ FmStatus fm_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityK
         if (!md->group_start || !md->group_rows || !md->group_used) st = nomem(err);
     }
     if (st == FM_OK) {
-        for (size_t i = 0; i < t.n; i++) md->group_start[group_of[i] + 1]++;
-        for (int g = 0; g < md->n_groups; g++) md->group_start[g + 1] += md->group_start[g];
+        for (size_t i = 0; i < t.n; i++)
+            md->group_start[group_of[i] + 1]++;
+        for (int g = 0; g < md->n_groups; g++)
+            md->group_start[g + 1] += md->group_start[g];
         /* Fill using group_of as a cursor per group would need another array: reuse group_used
          * temporarily is too small, so walk with a copy of the starts held in group_of's place. */
         int64_t *cursor = fm_malloc_array((size_t)md->n_groups + 1, sizeof *cursor);
@@ -204,7 +211,8 @@ FmStatus fm_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityK
             st = nomem(err);
         } else {
             memcpy(cursor, md->group_start, ((size_t)md->n_groups + 1) * sizeof *cursor);
-            for (size_t i = 0; i < t.n; i++) md->group_rows[cursor[group_of[i]]++] = (int32_t)i;
+            for (size_t i = 0; i < t.n; i++)
+                md->group_rows[cursor[group_of[i]]++] = (int32_t)i;
             fm_free(cursor);
         }
     }
@@ -237,15 +245,19 @@ static FmObsOutcome classify(const FmCohortBuilder *b, const FmVarEntry *E, doub
 /* Stable sort of items by time; input is usually already in order. */
 static void sort_items(FmBuildItem *a, FmBuildItem *tmp, size_t n) {
     size_t i = 1;
-    while (i < n && a[i - 1].t <= a[i].t) i++;
+    while (i < n && a[i - 1].t <= a[i].t)
+        i++;
     if (i >= n) return;
     for (size_t width = 1; width < n; width *= 2) {
         for (size_t lo = 0; lo < n; lo += 2 * width) {
             size_t mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
             size_t p = lo, q = mid, k = lo;
-            while (p < mid && q < hi) tmp[k++] = a[q].t < a[p].t ? a[q++] : a[p++];
-            while (p < mid) tmp[k++] = a[p++];
-            while (q < hi) tmp[k++] = a[q++];
+            while (p < mid && q < hi)
+                tmp[k++] = a[q].t < a[p].t ? a[q++] : a[p++];
+            while (p < mid)
+                tmp[k++] = a[p++];
+            while (q < hi)
+                tmp[k++] = a[q++];
         }
         memcpy(a, tmp, n * sizeof *a);
     }
@@ -258,7 +270,8 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
     int32_t existing;
     FmStatus st = fm_id_index_put(&b->seen, stay_id, (int32_t)b->seen.n, &existing, err);
     if (st != FM_OK) return st;
-    if (existing >= 0) return FM_FAIL(err, FM_ERR_FORMAT, where, "stay %lld was already read", (long long)stay_id);
+    if (existing >= 0)
+        return FM_FAIL(err, FM_ERR_FORMAT, where, "stay %lld was already read", (long long)stay_id);
     if ((st = ensure_stays(b, err)) != FM_OK) return st;
     if ((st = ensure_items(b, n + 1, err)) != FM_OK) return st;
     memset(b->stay_counts, 0, (size_t)map->n_entries * NOUT * sizeof *b->stay_counts);
@@ -268,7 +281,8 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
     int ms = fm_var_map_modality(map, "static");
     StaticBest *best = b->static_best;
     int Cs = ms >= 0 ? map->mods[ms].C : 0;
-    for (int c = 0; c < Cs; c++) best[c] = (StaticBest){INFINITY, 0, 0};
+    for (int c = 0; c < Cs; c++)
+        best[c] = (StaticBest){INFINITY, 0, 0};
 
     /* Rules 1-5 and collection of valid series observations. */
     size_t n_items = 0;
@@ -278,7 +292,8 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
         int to_static = map->mods[E->modality].kind == FM_MODALITY_STATIC;
         FmObsOutcome out = classify(b, E, o->time_h, o->value);
         if (to_static) {
-            if (out == FM_OBS_KEPT && b->opt.marked_descriptors && !o->descriptor) out = FM_OBS_EXTRA_DESCRIPTOR;
+            if (out == FM_OBS_KEPT && b->opt.marked_descriptors && !o->descriptor)
+                out = FM_OBS_EXTRA_DESCRIPTOR;
             if (out != FM_OBS_KEPT) {
                 cnt[o->entry * NOUT + out]++;
                 continue;
@@ -288,8 +303,10 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
             if (o->time_h < sb->t) sb->t = o->time_h, sb->v = o->value;
             continue;
         }
-        if (out != FM_OBS_KEPT) cnt[o->entry * NOUT + out]++;
-        else b->items[n_items++] = (FmBuildItem){o->time_h, o->entry, o->value, (int32_t)i};
+        if (out != FM_OBS_KEPT)
+            cnt[o->entry * NOUT + out]++;
+        else
+            b->items[n_items++] = (FmBuildItem){o->time_h, o->entry, o->value, (int32_t)i};
         /* Sources without descriptor lines: a series variable also named in static gives the
          * static channel its first valid value. */
         int twin = b->twin_static[o->entry];
@@ -308,7 +325,8 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
     sort_items(b->items, b->items_tmp, n_items);
 
     int64_t *T0 = b->T0;
-    for (int m = 0; m < b->M; m++) T0[m] = b->mod[m].T;
+    for (int m = 0; m < b->M; m++)
+        T0[m] = b->mod[m].T;
     int64_t valid_nonstatic = 0, raw_events = 0;
 
     /* Rule 6: rows of each series modality, duplicates merged by their mean. */
@@ -355,7 +373,8 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
     if (ms >= 0) {
         FmBuildModality *md = &b->mod[ms];
         int any = 0;
-        for (int c = 0; c < Cs; c++) any |= best[c].n_valid > 0;
+        for (int c = 0; c < Cs; c++)
+            any |= best[c].n_valid > 0;
         if (any) {
             if ((st = ensure_rows(md, 1, err)) != FM_OK) return st;
             float *val = md->value + md->T * md->C;
@@ -390,8 +409,10 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
             double t = md->table.time_h[row];
             const float *v = md->table.values + (size_t)row * (size_t)md->C;
             FmEventOutcome out = FM_EVENT_KEPT;
-            if (t < 0) out = FM_EVENT_BEFORE_WINDOW;
-            else if (t > b->opt.window_h) out = FM_EVENT_AFTER_WINDOW;
+            if (t < 0)
+                out = FM_EVENT_BEFORE_WINDOW;
+            else if (t > b->opt.window_h)
+                out = FM_EVENT_AFTER_WINDOW;
             else
                 for (int c = 0; c < md->C; c++)
                     if (!isfinite(v[c])) {
@@ -424,9 +445,11 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
         rep->stays_no_valid_obs++;
     }
     if (drop) {
-        for (int m = 0; m < b->M; m++) b->mod[m].T = T0[m];
+        for (int m = 0; m < b->M; m++)
+            b->mod[m].T = T0[m];
         for (int e = 0; e < map->n_entries; e++) {
-            cnt[e * NOUT + FM_OBS_STAY_DROPPED] += cnt[e * NOUT + FM_OBS_KEPT] + cnt[e * NOUT + FM_OBS_DUPLICATE];
+            cnt[e * NOUT + FM_OBS_STAY_DROPPED] +=
+                cnt[e * NOUT + FM_OBS_KEPT] + cnt[e * NOUT + FM_OBS_DUPLICATE];
             cnt[e * NOUT + FM_OBS_KEPT] = cnt[e * NOUT + FM_OBS_DUPLICATE] = 0;
         }
         for (int s = 0; s < rep->n_event_mods; s++) {
@@ -445,12 +468,15 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
         b->label_row[b->N] = label_row;
         b->N++;
         rep->stays_kept++;
-        for (int e = 0; e < map->n_entries; e++) rep->stays_with_var[e] += cnt[e * NOUT + FM_OBS_KEPT] > 0;
+        for (int e = 0; e < map->n_entries; e++)
+            rep->stays_with_var[e] += cnt[e * NOUT + FM_OBS_KEPT] > 0;
         *kept = 1;
     }
-    for (size_t i = 0; i < (size_t)map->n_entries * NOUT; i++) rep->obs[i] += cnt[i];
+    for (size_t i = 0; i < (size_t)map->n_entries * NOUT; i++)
+        rep->obs[i] += cnt[i];
     for (int s = 0; s < rep->n_event_mods; s++)
-        for (int o = 0; o < FM_EVENT_N_OUTCOMES; o++) rep->events[s][o] += ev_cnt[s][o];
+        for (int o = 0; o < FM_EVENT_N_OUTCOMES; o++)
+            rep->events[s][o] += ev_cnt[s][o];
     return FM_OK;
 }
 
@@ -506,7 +532,8 @@ FmStatus fm_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows
         /* Free what was built here; the builder still owns the data arrays. */
         for (int m = 0; m < b->M; m++) {
             if (mods[m].channel)
-                for (int k = 0; k < mods[m].C; k++) fm_free(mods[m].channel[k]);
+                for (int k = 0; k < mods[m].C; k++)
+                    fm_free(mods[m].channel[k]);
             fm_free(mods[m].channel);
             fm_free(mods[m].range_min);
             fm_free(mods[m].range_max);
@@ -520,7 +547,8 @@ FmStatus fm_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows
         FmBuildModality *md = &b->mod[m];
         for (int g = 0; g < md->n_groups; g++)
             if (!md->group_used[g])
-                b->rep->events[md->report_slot][FM_EVENT_UNKNOWN_STAY] += md->group_start[g + 1] - md->group_start[g];
+                b->rep->events[md->report_slot][FM_EVENT_UNKNOWN_STAY] +=
+                    md->group_start[g + 1] - md->group_start[g];
     }
     /* Move the arrays. */
     for (int m = 0; m < b->M; m++) {
@@ -540,7 +568,8 @@ FmStatus fm_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows
         md->time = NULL;
         md->value = NULL;
         md->mask = NULL;
-        for (int64_t i = 0; i < b->N; i++) cm->count[i] = (int32_t)(cm->offset[i + 1] - cm->offset[i]);
+        for (int64_t i = 0; i < b->N; i++)
+            cm->count[i] = (int32_t)(cm->offset[i + 1] - cm->offset[i]);
     }
     c->N = b->N;
     c->stay_id = b->stay_id;

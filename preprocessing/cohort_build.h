@@ -70,7 +70,7 @@ typedef struct {
     int32_t *group_rows;  /* row numbers grouped by stay, file order within a stay */
     uint8_t *group_used;  /* (n_groups) */
     int n_groups;
-    int report_slot;      /* index into FmPrepareReport's event tables */
+    int report_slot; /* index into FmPrepareReport's event tables */
 } FmBuildModality;
 
 /* Per-stay scratch element: one observation or one event, sortable by (time, seq). */
@@ -85,22 +85,22 @@ typedef struct {
     const FmVarMap *map;
     FmBuildOptions opt;
     FmPrepareReport *rep;
-    int M;                 /* modalities: the mapping's, then event modalities */
+    int M; /* modalities: the mapping's, then event modalities */
     FmBuildModality *mod;
-    int64_t N;             /* stays kept */
+    int64_t N; /* stays kept */
     int64_t cap_N;
     int64_t *stay_id;
-    int32_t *label_row;    /* (N) caller's label row of each kept stay */
-    FmIdIndex seen;        /* stay ids added (kept or dropped), to refuse repeats */
-    int *twin_static;      /* (n_entries) static entry with the same name as a series entry */
+    int32_t *label_row; /* (N) caller's label row of each kept stay */
+    FmIdIndex seen;     /* stay ids added (kept or dropped), to refuse repeats */
+    int *twin_static;   /* (n_entries) static entry with the same name as a series entry */
     /* per-stay scratch, reused */
     FmBuildItem *items, *items_tmp;
     size_t cap_items;
-    int64_t *stay_counts;  /* (n_entries, FM_OBS_N_OUTCOMES) */
-    double *acc_sum;       /* (max C) */
-    int32_t *acc_n;        /* (max C) */
+    int64_t *stay_counts; /* (n_entries, FM_OBS_N_OUTCOMES) */
+    double *acc_sum;      /* (max C) */
+    int32_t *acc_n;       /* (max C) */
     int max_C;
-    int64_t *T0;           /* (M) rows before the current stay */
+    int64_t *T0;                      /* (M) rows before the current stay */
     struct FmStaticBest *static_best; /* (max C) */
 } FmCohortBuilder;
 

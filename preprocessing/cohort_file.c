@@ -39,7 +39,9 @@
 
 #define FORMAT_NAME "fusemoe-cohort"
 
-static const char *label_kind_name(FmLabelKind k) { return k == FM_LABEL_BINARY ? "binary" : "regression"; }
+static const char *label_kind_name(FmLabelKind k) {
+    return k == FM_LABEL_BINARY ? "binary" : "regression";
+}
 
 /* ---- save ---- */
 
@@ -56,9 +58,12 @@ static FmStatus write_modality(hid_t file, const FmCohort *c, const FmCohortModa
     if (st == FM_OK) st = fm_h5_attr_write_i64(g, "image_size", md->image_size, err);
     if (st == FM_OK) st = fm_h5_attr_write_i64(g, "standardise", md->standardise, err);
     if (st == FM_OK) st = fm_h5_attr_write_i64(g, "max_L", md->max_L, err);
-    if (st == FM_OK && md->channel) st = fm_h5_strings_write(g, "channel", (const char *const *)md->channel, (size_t)md->C, err);
-    if (st == FM_OK && md->range_min) st = fm_h5_write(g, "range_min", FM_H5_F64, 1, cdim, md->range_min, 0, err);
-    if (st == FM_OK && md->range_max) st = fm_h5_write(g, "range_max", FM_H5_F64, 1, cdim, md->range_max, 0, err);
+    if (st == FM_OK && md->channel)
+        st = fm_h5_strings_write(g, "channel", (const char *const *)md->channel, (size_t)md->C, err);
+    if (st == FM_OK && md->range_min)
+        st = fm_h5_write(g, "range_min", FM_H5_F64, 1, cdim, md->range_min, 0, err);
+    if (st == FM_OK && md->range_max)
+        st = fm_h5_write(g, "range_max", FM_H5_F64, 1, cdim, md->range_max, 0, err);
     if (st == FM_OK) st = fm_h5_write(g, "offset", FM_H5_I64, 1, n1, md->offset, 1, err);
     if (st == FM_OK) st = fm_h5_write(g, "count", FM_H5_I32, 1, n, md->count, 1, err);
     if (st == FM_OK) st = fm_h5_write(g, "present", FM_H5_U8, 1, n, md->present, 1, err);
@@ -83,7 +88,8 @@ static FmStatus write_all(hid_t file, const FmCohort *c, FmError *err) {
     if (st == FM_OK) st = fm_h5_attr_write_i64(file, "seed", (int64_t)s->seed, err);
     if (st == FM_OK) st = fm_h5_attr_write_str(file, "split_spec", s->split_spec ? s->split_spec : "", err);
     if (st == FM_OK) st = fm_h5_attr_write_str(file, "sources", s->sources ? s->sources : "", err);
-    if (st == FM_OK) st = fm_h5_attr_write_str(file, "duplicate_rule", s->duplicate_rule ? s->duplicate_rule : "", err);
+    if (st == FM_OK)
+        st = fm_h5_attr_write_str(file, "duplicate_rule", s->duplicate_rule ? s->duplicate_rule : "", err);
     if (st == FM_OK) st = fm_h5_attr_write_str(file, "created_by", "fusemoe " FM_VERSION, err);
     hsize_t n[1] = {(hsize_t)c->N};
     if (st == FM_OK) st = fm_h5_write(file, "stay_id", FM_H5_I64, 1, n, c->stay_id, 1, err);
@@ -94,7 +100,8 @@ static FmStatus write_all(hid_t file, const FmCohort *c, FmError *err) {
     if (st == FM_OK) {
         hsize_t nl[2] = {(hsize_t)c->N, (hsize_t)c->n_labels};
         int L = c->n_labels;
-        const char **names = fm_calloc((size_t)L + 1, sizeof *names), **kinds = fm_calloc((size_t)L + 1, sizeof *kinds),
+        const char **names = fm_calloc((size_t)L + 1, sizeof *names),
+                   **kinds = fm_calloc((size_t)L + 1, sizeof *kinds),
                    **tasks = fm_calloc((size_t)L + 1, sizeof *tasks);
         if (!names || !kinds || !tasks) st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory writing labels");
         for (int l = 0; st == FM_OK && l < L; l++) {
@@ -117,11 +124,13 @@ static FmStatus write_all(hid_t file, const FmCohort *c, FmError *err) {
     if (st == FM_OK) {
         const char **names = fm_calloc((size_t)c->M + 1, sizeof *names);
         if (!names) st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory writing modalities");
-        for (int m = 0; st == FM_OK && m < c->M; m++) names[m] = c->mod[m].name;
+        for (int m = 0; st == FM_OK && m < c->M; m++)
+            names[m] = c->mod[m].name;
         if (st == FM_OK) st = fm_h5_strings_write(file, "modality_names", names, (size_t)c->M, err);
         fm_free(names);
     }
-    for (int m = 0; st == FM_OK && m < c->M; m++) st = write_modality(file, c, &c->mod[m], err);
+    for (int m = 0; st == FM_OK && m < c->M; m++)
+        st = write_modality(file, c, &c->mod[m], err);
 
     /* splits */
     if (st == FM_OK) st = fm_h5_group_create(file, "splits", &g, err);
@@ -189,7 +198,8 @@ static const char *ds_where(const Loader *ld, const char *ds, char *buf, size_t 
     return buf;
 }
 
-#define BAD(ld, ds, ...) FM_FAIL((ld)->err, FM_ERR_FORMAT, ds_where((ld), (ds), where_buf, sizeof where_buf), __VA_ARGS__)
+#define BAD(ld, ds, ...)                                                                                     \
+    FM_FAIL((ld)->err, FM_ERR_FORMAT, ds_where((ld), (ds), where_buf, sizeof where_buf), __VA_ARGS__)
 
 static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
     char g[600], ds[700], where[1200], where_buf[1400];
@@ -210,9 +220,11 @@ static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
     if (st == FM_OK) st = fm_h5_attr_read_i64(grp, where, "max_L", &max_L, ld->err);
     H5Gclose(grp);
     if (st != FM_OK) return st;
-    if (C < 1 || C > (1 << 24)) return FM_FAIL(ld->err, FM_ERR_FORMAT, where, "invalid channel count %lld", (long long)C);
+    if (C < 1 || C > (1 << 24))
+        return FM_FAIL(ld->err, FM_ERR_FORMAT, where, "invalid channel count %lld", (long long)C);
     if (md->kind == FM_MODALITY_IMAGES && (S < 1 || S * S != C))
-        return FM_FAIL(ld->err, FM_ERR_FORMAT, where, "image_size %lld does not match %lld pixels", (long long)S, (long long)C);
+        return FM_FAIL(ld->err, FM_ERR_FORMAT, where, "image_size %lld does not match %lld pixels",
+                       (long long)S, (long long)C);
     md->C = (int)C;
     md->image_size = md->kind == FM_MODALITY_IMAGES ? (int)S : 0;
     md->standardise = stdz != 0;
@@ -235,7 +247,8 @@ static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
     if (md->offset[0] != 0) return BAD(ld, ds, "offset[0] is %lld, expected 0", (long long)md->offset[0]);
     for (int64_t i = 0; i < c->N; i++)
         if (md->offset[i + 1] < md->offset[i])
-            return BAD(ld, ds, "offsets decrease at stay %lld (%lld)", (long long)i, (long long)md->offset[i + 1]);
+            return BAD(ld, ds, "offsets decrease at stay %lld (%lld)", (long long)i,
+                       (long long)md->offset[i + 1]);
     md->T = md->offset[c->N];
     snprintf(ds, sizeof ds, "%s/count", g);
     d1[0] = (hsize_t)c->N;
@@ -249,22 +262,27 @@ static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
     for (int64_t i = 0; i < c->N; i++) {
         int64_t cnt = md->offset[i + 1] - md->offset[i];
         if (md->count[i] != cnt)
-            return BAD(ld, ds_count, "count of stay %lld disagrees with the offsets (%lld)", (long long)i, (long long)cnt);
+            return BAD(ld, ds_count, "count of stay %lld disagrees with the offsets (%lld)", (long long)i,
+                       (long long)cnt);
         if (md->present[i] != (cnt > 0))
-            return BAD(ld, ds, "presence flag of stay %lld disagrees with its %lld rows", (long long)i, (long long)cnt);
+            return BAD(ld, ds, "presence flag of stay %lld disagrees with its %lld rows", (long long)i,
+                       (long long)cnt);
         if (md->kind == FM_MODALITY_STATIC && cnt > 1)
-            return BAD(ld, ds_offset, "static stay %lld has %lld rows, expected at most 1", (long long)i, (long long)cnt);
+            return BAD(ld, ds_offset, "static stay %lld has %lld rows, expected at most 1", (long long)i,
+                       (long long)cnt);
         if (cnt > L) L = cnt;
     }
     md->max_L = (int)L;
-    if (L != max_L) return BAD(ld, g, "max_L attribute is %lld but the largest count is %lld", (long long)max_L, (long long)L);
+    if (L != max_L)
+        return BAD(ld, g, "max_L attribute is %lld but the largest count is %lld", (long long)max_L,
+                   (long long)L);
     snprintf(ds, sizeof ds, "%s/time", g);
     d1[0] = (hsize_t)md->T;
     if ((st = read_ds(ld, ds, FM_H5_F32, 1, d1, (void **)&md->time)) != FM_OK) return st;
     for (int64_t r = 0; r < md->T; r++)
         if (!(md->time[r] >= 0 && md->time[r] <= c->settings.window_h))
-            return BAD(ld, ds, "row %lld: time %g h is outside [0, %g]", (long long)r,
-                       (double)md->time[r], c->settings.window_h);
+            return BAD(ld, ds, "row %lld: time %g h is outside [0, %g]", (long long)r, (double)md->time[r],
+                       c->settings.window_h);
     snprintf(ds, sizeof ds, "%s/value", g);
     d2[0] = (hsize_t)md->T;
     d2[1] = (hsize_t)C;
@@ -324,7 +342,9 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
     hsize_t d1[1] = {0}, d2[2];
     if ((st = read_ds(ld, "stay_id", FM_H5_I64, 1, d1, (void **)&c->stay_id)) != FM_OK) return st;
     c->N = (int64_t)d1[0];
-    if (c->N != n_stays) return BAD(ld, "stay_id", "expected %lld stays (n_stays), got %lld", (long long)n_stays, (long long)c->N);
+    if (c->N != n_stays)
+        return BAD(ld, "stay_id", "expected %lld stays (n_stays), got %lld", (long long)n_stays,
+                   (long long)c->N);
 
     /* labels */
     size_t n;
@@ -332,19 +352,26 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
     st = fm_h5_strings_read(f, ld->path, "labels/name", 0, &names, &n, err);
     size_t L = n;
     if (st == FM_OK) st = fm_h5_strings_read(f, ld->path, "labels/kind", L, &kinds, &n, err);
-    if (st == FM_OK && n != L) st = BAD(ld, "labels/kind", "expected %lld strings, got %lld", (long long)L, (long long)n);
+    if (st == FM_OK && n != L)
+        st = BAD(ld, "labels/kind", "expected %lld strings, got %lld", (long long)L, (long long)n);
     if (st == FM_OK) st = fm_h5_strings_read(f, ld->path, "labels/task", L, &tasks, &n, err);
-    if (st == FM_OK && n != L) st = BAD(ld, "labels/task", "expected %lld strings, got %lld", (long long)L, (long long)n);
+    if (st == FM_OK && n != L)
+        st = BAD(ld, "labels/task", "expected %lld strings, got %lld", (long long)L, (long long)n);
     if (st == FM_OK) {
         c->label_info = fm_calloc(L + 1, sizeof *c->label_info);
-        if (!c->label_info) st = FM_FAIL(err, FM_ERR_NOMEM, root, "out of memory");
-        else c->n_labels = (int)L;
+        if (!c->label_info)
+            st = FM_FAIL(err, FM_ERR_NOMEM, root, "out of memory");
+        else
+            c->n_labels = (int)L;
     }
     for (size_t l = 0; st == FM_OK && l < L; l++) {
         FmLabelInfo *li = &c->label_info[l];
-        if (strcmp(kinds[l], "binary") == 0) li->kind = FM_LABEL_BINARY;
-        else if (strcmp(kinds[l], "regression") == 0) li->kind = FM_LABEL_REGRESSION;
-        else st = BAD(ld, "labels/kind", "label %zu has an unknown kind '%s'", l, kinds[l]);
+        if (strcmp(kinds[l], "binary") == 0)
+            li->kind = FM_LABEL_BINARY;
+        else if (strcmp(kinds[l], "regression") == 0)
+            li->kind = FM_LABEL_REGRESSION;
+        else
+            st = BAD(ld, "labels/kind", "label %zu has an unknown kind '%s'", l, kinds[l]);
         li->name = names[l];
         li->task = tasks[l];
         names[l] = tasks[l] = NULL;
@@ -358,14 +385,17 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
     /* A zero expected dimension means "any" to fm_h5_read; check the shapes again after. */
     if ((st = read_ds(ld, "labels/value", FM_H5_F32, 2, d2, (void **)&c->label)) != FM_OK) return st;
     if (d2[0] != (hsize_t)c->N || d2[1] != (hsize_t)L)
-        return BAD(ld, "labels/value", "expected %lld labels per stay, got %lld", (long long)L, (long long)d2[1]);
+        return BAD(ld, "labels/value", "expected %lld labels per stay, got %lld", (long long)L,
+                   (long long)d2[1]);
     d2[0] = (hsize_t)c->N;
     d2[1] = (hsize_t)L;
     if ((st = read_ds(ld, "labels/mask", FM_H5_U8, 2, d2, (void **)&c->label_mask)) != FM_OK) return st;
     if (d2[0] != (hsize_t)c->N || d2[1] != (hsize_t)L)
-        return BAD(ld, "labels/mask", "expected %lld labels per stay, got %lld", (long long)L, (long long)d2[1]);
+        return BAD(ld, "labels/mask", "expected %lld labels per stay, got %lld", (long long)L,
+                   (long long)d2[1]);
     for (size_t k = 0; k < (size_t)c->N * L; k++) {
-        if (c->label_mask[k] > 1) return BAD(ld, "labels/mask", "entry %zu: mask value %d", k, c->label_mask[k]);
+        if (c->label_mask[k] > 1)
+            return BAD(ld, "labels/mask", "entry %zu: mask value %d", k, c->label_mask[k]);
         if (c->label_mask[k] && !isfinite(c->label[k]))
             return BAD(ld, "labels/value", "entry %zu is marked known but not finite", k);
     }
@@ -411,7 +441,8 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
     if ((st = read_ds(ld, "splits/part", FM_H5_U8, 2, d2, (void **)&part)) != FM_OK) return st;
     if (d2[0] != (hsize_t)c->n_splits || d2[1] != (hsize_t)c->N) {
         fm_free(part);
-        return BAD(ld, "splits/part", "expected %lld splits of the stays, got %lld", (long long)c->n_splits, (long long)d2[0]);
+        return BAD(ld, "splits/part", "expected %lld splits of the stays, got %lld", (long long)c->n_splits,
+                   (long long)d2[0]);
     }
     for (int k = 0; k < c->n_splits && st == FM_OK; k++) {
         c->split[k].part = fm_malloc((size_t)c->N + 1);

@@ -12,7 +12,9 @@
 
 #define BLOCK_BYTES (1u << 20)
 
-void fm_csv_reader_init(FmCsvReader *r) { memset(r, 0, sizeof *r); }
+void fm_csv_reader_init(FmCsvReader *r) {
+    memset(r, 0, sizeof *r);
+}
 
 void fm_csv_reader_free(FmCsvReader *r) {
     if (!r) return;
@@ -28,9 +30,9 @@ const char *fm_csv_where(const FmCsvPos *pos, char *buf, size_t cap) {
 /* State shared with libcsv's callbacks for one file. */
 typedef struct {
     FmCsvPos pos;
-    long cur_line;   /* line being fed */
-    int n_fields;    /* fields delivered in the current row */
-    int row_open;    /* a non-blank line was fed and its row has not ended yet */
+    long cur_line; /* line being fed */
+    int n_fields;  /* fields delivered in the current row */
+    int row_open;  /* a non-blank line was fed and its row has not ended yet */
     FmCsvFieldFn on_field;
     FmCsvRowFn on_row;
     void *ctx;
@@ -99,8 +101,13 @@ FmStatus fm_csv_read_file(FmCsvReader *r, const char *path, const char *label, i
     csv_set_realloc_func(&parser, fm_realloc);
     csv_set_free_func(&parser, fm_free);
 
-    Feed f = {.pos = {.label = label, .line = 1}, .cur_line = 1, .on_field = on_field,
-              .on_row = on_row, .ctx = ctx, .err = err, .st = FM_OK};
+    Feed f = {.pos = {.label = label, .line = 1},
+              .cur_line = 1,
+              .on_field = on_field,
+              .on_row = on_row,
+              .ctx = ctx,
+              .err = err,
+              .st = FM_OK};
     int at_line_start = 1, skipping = 0;
     for (;;) {
         ssize_t got = read(fd, r->buf, r->cap);
@@ -151,8 +158,10 @@ FmStatus fm_csv_read_file(FmCsvReader *r, const char *path, const char *label, i
 /* ---- field parsers ---- */
 
 static void trim(const char **s, size_t *len) {
-    while (*len && (**s == ' ' || **s == '\t')) (*s)++, (*len)--;
-    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t' || (*s)[*len - 1] == '\r')) (*len)--;
+    while (*len && (**s == ' ' || **s == '\t'))
+        (*s)++, (*len)--;
+    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t' || (*s)[*len - 1] == '\r'))
+        (*len)--;
 }
 
 static int is_missing_word(const char *s, size_t len) {
@@ -161,9 +170,8 @@ static int is_missing_word(const char *s, size_t len) {
     return 0;
 }
 
-static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 int fm_csv_parse_number(const char *s, size_t len, double *out) {
     trim(&s, &len);
@@ -178,15 +186,19 @@ int fm_csv_parse_number(const char *s, size_t len, double *out) {
     uint64_t m = 0;
     int digits = 0, frac = 0, ok = 1;
     while (i < len && s[i] >= '0' && s[i] <= '9') {
-        if (m < (UINT64_C(1) << 53) / 10) m = m * 10 + (uint64_t)(s[i] - '0');
-        else ok = 0;
+        if (m < (UINT64_C(1) << 53) / 10)
+            m = m * 10 + (uint64_t)(s[i] - '0');
+        else
+            ok = 0;
         i++, digits++;
     }
     if (i < len && s[i] == '.') {
         i++;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (m < (UINT64_C(1) << 53) / 10) m = m * 10 + (uint64_t)(s[i] - '0');
-            else ok = 0;
+            if (m < (UINT64_C(1) << 53) / 10)
+                m = m * 10 + (uint64_t)(s[i] - '0');
+            else
+                ok = 0;
             i++, digits++, frac++;
         }
     }
@@ -241,7 +253,8 @@ int fm_csv_parse_hhmm(const char *s, size_t len, double *hours) {
     if (len == 0) return FM_CSV_NUM_MISSING;
     size_t i = 0;
     long h = 0;
-    while (i < len && s[i] >= '0' && s[i] <= '9' && i < 7) h = h * 10 + (s[i++] - '0');
+    while (i < len && s[i] >= '0' && s[i] <= '9' && i < 7)
+        h = h * 10 + (s[i++] - '0');
     if (i == 0 || i + 3 != len || s[i] != ':') return FM_CSV_NUM_BAD;
     char m1 = s[i + 1], m2 = s[i + 2];
     if (m1 < '0' || m1 > '5' || m2 < '0' || m2 > '9') return FM_CSV_NUM_BAD;

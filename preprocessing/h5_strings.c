@@ -7,7 +7,8 @@
 
 void fm_h5_strings_free(char **s, size_t n) {
     if (!s) return;
-    for (size_t i = 0; i < n; i++) fm_free(s[i]);
+    for (size_t i = 0; i < n; i++)
+        fm_free(s[i]);
     fm_free(s);
 }
 
@@ -19,7 +20,8 @@ FmStatus fm_h5_strings_write(hid_t loc, const char *name, const char *const *s, 
     }
     char *buf = fm_calloc(n ? n : 1, width);
     if (!buf) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory writing %s", name);
-    for (size_t i = 0; i < n; i++) memcpy(buf + i * width, s[i], strlen(s[i]));
+    for (size_t i = 0; i < n; i++)
+        memcpy(buf + i * width, s[i], strlen(s[i]));
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, width);
     H5Tset_strpad(type, H5T_STR_NULLPAD);
@@ -36,8 +38,8 @@ FmStatus fm_h5_strings_write(hid_t loc, const char *name, const char *const *s, 
     return FM_OK;
 }
 
-FmStatus fm_h5_strings_read(hid_t loc, const char *path, const char *name, size_t expected_n,
-                            char ***out, size_t *n, FmError *err) {
+FmStatus fm_h5_strings_read(hid_t loc, const char *path, const char *name, size_t expected_n, char ***out,
+                            size_t *n, FmError *err) {
     char where[1024];
     snprintf(where, sizeof where, "%s:/%s", path, name);
     *out = NULL;

@@ -15,8 +15,8 @@ FmStatus fm_h5_strings_write(hid_t loc, const char *name, const char *const *s, 
 /* Reads dataset `name`: checks rank 1, string class, and (when expected_n > 0 on entry) the
  * length. *out is an fm_malloc'd array of *n fm_strdup'd strings; free with
  * fm_h5_strings_free. `path` labels messages ("cohort.h5"). */
-FmStatus fm_h5_strings_read(hid_t loc, const char *path, const char *name, size_t expected_n,
-                            char ***out, size_t *n, FmError *err);
+FmStatus fm_h5_strings_read(hid_t loc, const char *path, const char *name, size_t expected_n, char ***out,
+                            size_t *n, FmError *err);
 
 /* Frees an array from fm_h5_strings_read (or any fm_malloc'd array of n fm_malloc'd strings).
  * NULL is accepted. */

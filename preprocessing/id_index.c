@@ -4,7 +4,9 @@
 
 #include "src/alloc.h"
 
-void fm_id_index_init(FmIdIndex *ix) { memset(ix, 0, sizeof *ix); }
+void fm_id_index_init(FmIdIndex *ix) {
+    memset(ix, 0, sizeof *ix);
+}
 
 void fm_id_index_free(FmIdIndex *ix) {
     if (!ix) return;
@@ -31,11 +33,13 @@ static FmStatus grow(FmIdIndex *ix, FmError *err) {
         fm_free(rows);
         return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the stay index");
     }
-    for (size_t i = 0; i < cap; i++) rows[i] = -1;
+    for (size_t i = 0; i < cap; i++)
+        rows[i] = -1;
     for (size_t i = 0; i < ix->cap; i++) {
         if (ix->rows[i] < 0) continue;
         size_t s = slot_of(ix->keys[i], cap);
-        while (rows[s] >= 0) s = (s + 1) & (cap - 1);
+        while (rows[s] >= 0)
+            s = (s + 1) & (cap - 1);
         keys[s] = ix->keys[i];
         rows[s] = ix->rows[i];
     }
@@ -62,7 +66,8 @@ FmStatus fm_id_index_put(FmIdIndex *ix, int64_t id, int32_t row, int32_t *existi
         if (st != FM_OK) return st;
     }
     size_t s = slot_of(id, ix->cap);
-    while (ix->rows[s] >= 0) s = (s + 1) & (ix->cap - 1);
+    while (ix->rows[s] >= 0)
+        s = (s + 1) & (ix->cap - 1);
     ix->keys[s] = id;
     ix->rows[s] = row;
     ix->n++;

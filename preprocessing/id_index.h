@@ -12,10 +12,10 @@
 #include "src/error.h"
 
 typedef struct {
-    size_t cap;      /* slots, a power of two (0 before the first insert) */
-    size_t n;        /* ids stored */
-    int64_t *keys;   /* (cap) */
-    int32_t *rows;   /* (cap); -1 = empty slot */
+    size_t cap;    /* slots, a power of two (0 before the first insert) */
+    size_t n;      /* ids stored */
+    int64_t *keys; /* (cap) */
+    int32_t *rows; /* (cap); -1 = empty slot */
 } FmIdIndex;
 
 /* An empty index (no allocation). */

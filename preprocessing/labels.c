@@ -10,7 +10,9 @@ FmLabelCsvOptions fm_label_csv_defaults(void) {
     return (FmLabelCsvOptions){"stay_id", "mortality", "los_days", "phe_", NULL, 0};
 }
 
-void fm_labels_init(FmLabelTable *t) { memset(t, 0, sizeof *t); }
+void fm_labels_init(FmLabelTable *t) {
+    memset(t, 0, sizeof *t);
+}
 
 void fm_labels_free(FmLabelTable *t) {
     if (!t) return;
@@ -19,9 +21,11 @@ void fm_labels_free(FmLabelTable *t) {
     fm_free(t->los_days);
     fm_free(t->file);
     fm_free(t->line);
-    for (int i = 0; i < t->n_files; i++) fm_free(t->files[i]);
+    for (int i = 0; i < t->n_files; i++)
+        fm_free(t->files[i]);
     fm_free(t->files);
-    for (int i = 0; i < t->n_extra; i++) fm_free(t->extra_name[i]);
+    for (int i = 0; i < t->n_extra; i++)
+        fm_free(t->extra_name[i]);
     fm_free(t->extra_name);
     fm_free(t->extra_phenotype);
     fm_free(t->extra);
@@ -29,16 +33,18 @@ void fm_labels_free(FmLabelTable *t) {
     memset(t, 0, sizeof *t);
 }
 
-int32_t fm_labels_find(const FmLabelTable *t, int64_t id) { return fm_id_index_get(&t->index, id); }
+int32_t fm_labels_find(const FmLabelTable *t, int64_t id) {
+    return fm_id_index_get(&t->index, id);
+}
 
 static FmStatus grow(FmLabelTable *t, FmError *err) {
     if (t->n < t->cap) return FM_OK;
     size_t cap = t->cap ? t->cap * 2 : 1024;
-#define GROW(field)                                                                   \
-    do {                                                                              \
-        void *p = fm_realloc(t->field, cap * sizeof *t->field);                       \
-        if (!p) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading labels"); \
-        t->field = p;                                                                 \
+#define GROW(field)                                                                                          \
+    do {                                                                                                     \
+        void *p = fm_realloc(t->field, cap * sizeof *t->field);                                              \
+        if (!p) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading labels");                     \
+        t->field = p;                                                                                        \
     } while (0)
     GROW(stay_id);
     GROW(mortality);
@@ -79,10 +85,11 @@ static FmStatus commit_row(FmLabelTable *t, const FmCsvPos *pos, FmError *err) {
     return FM_OK;
 }
 
-static FmStatus bad_number(const FmCsvPos *pos, const char *col, const char *what, const char *s, FmError *err) {
+static FmStatus bad_number(const FmCsvPos *pos, const char *col, const char *what, const char *s,
+                           FmError *err) {
     char where[600];
-    return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where), "column %s: expected %s, got \"%s\"",
-                   col, what, s);
+    return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
+                   "column %s: expected %s, got \"%s\"", col, what, s);
 }
 
 /* ---- P12 outcomes ---- */
@@ -164,7 +171,7 @@ typedef struct {
     FmCsvColumns cols;
     int c_id, c_mort, c_los;
     int header_fields;
-    int *extra_of_col;   /* (header fields) extra column index, or -1 */
+    int *extra_of_col; /* (header fields) extra column index, or -1 */
     int first_file;
     int n_header_extra;  /* extras found in this file's header */
     char **header_names; /* (header fields) this file's header, for extras */
@@ -188,7 +195,8 @@ static FmStatus csv_header_field(CsvLabels *r, const FmCsvPos *pos, const char *
         r->header_names = names;
         r->cap_header = cap;
     }
-    if (!(r->header_names[pos->col] = fm_strdup(s))) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading labels");
+    if (!(r->header_names[pos->col] = fm_strdup(s)))
+        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading labels");
     return FM_OK;
 }
 
@@ -207,8 +215,8 @@ static FmStatus csv_header_done(CsvLabels *r, const FmCsvPos *pos, int n_fields,
     for (int col = 0; col < n_fields; col++) {
         r->extra_of_col[col] = -1;
         const char *name = r->header_names[col];
-        if (col == r->cols.index[r->c_id] || col == r->cols.index[r->c_mort] || col == r->cols.index[r->c_los] ||
-            ignored(r->opt, name))
+        if (col == r->cols.index[r->c_id] || col == r->cols.index[r->c_mort] ||
+            col == r->cols.index[r->c_los] || ignored(r->opt, name))
             continue;
         if (!*name) return FM_FAIL(err, FM_ERR_FORMAT, where, "column %d has an empty name", col + 1);
         if (r->first_file) {
@@ -228,15 +236,16 @@ static FmStatus csv_header_done(CsvLabels *r, const FmCsvPos *pos, int n_fields,
             for (int i = 0; i < t->n_extra; i++)
                 if (strcmp(t->extra_name[i], name) == 0) k = i;
             if (k < 0)
-                return FM_FAIL(err, FM_ERR_FORMAT, where, "column '%s' is not in the first labels file %s", name,
-                               t->files[0]);
+                return FM_FAIL(err, FM_ERR_FORMAT, where, "column '%s' is not in the first labels file %s",
+                               name, t->files[0]);
             r->extra_of_col[col] = k;
         }
         found++;
     }
     if (!r->first_file && found != t->n_extra)
-        return FM_FAIL(err, FM_ERR_FORMAT, where, "has %d further label columns, the first labels file %s has %d",
-                       found, t->files[0], t->n_extra);
+        return FM_FAIL(err, FM_ERR_FORMAT, where,
+                       "has %d further label columns, the first labels file %s has %d", found, t->files[0],
+                       t->n_extra);
     return FM_OK;
 }
 
@@ -248,7 +257,8 @@ static FmStatus csv_field(void *ctx, const FmCsvPos *pos, const char *s, size_t 
         FmStatus st = grow(t, err);
         if (st != FM_OK) return st;
         t->mortality[t->n] = t->los_days[t->n] = NAN;
-        for (int k = 0; k < t->n_extra; k++) t->extra[t->n * (size_t)t->n_extra + (size_t)k] = NAN;
+        for (int k = 0; k < t->n_extra; k++)
+            t->extra[t->n * (size_t)t->n_extra + (size_t)k] = NAN;
         t->file[t->n] = t->n_files - 1;
         t->line[t->n] = pos->line;
     }
@@ -274,10 +284,11 @@ static FmStatus csv_field(void *ctx, const FmCsvPos *pos, const char *s, size_t 
         int rc = fm_csv_parse_number(s, len, &v);
         if (rc == FM_CSV_NUM_BAD || (rc == FM_CSV_NUM_OK && v != 0 && v != 1)) {
             char where[600];
-            return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
-                           "column %s: expected 0, 1 or empty, got \"%s\" (further columns are binary labels; "
-                           "list columns that are not labels with --ignore-label-cols)",
-                           r->header_names[pos->col], s);
+            return FM_FAIL(
+                err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
+                "column %s: expected 0, 1 or empty, got \"%s\" (further columns are binary labels; "
+                "list columns that are not labels with --ignore-label-cols)",
+                r->header_names[pos->col], s);
         }
         t->extra[t->n * (size_t)t->n_extra + (size_t)r->extra_of_col[pos->col]] = (float)v;
     }
@@ -313,7 +324,8 @@ FmStatus fm_labels_read_csv(FmLabelTable *t, const char *path, const FmLabelCsvO
     st = fm_csv_read_file(&reader, path, path, 0, csv_field, csv_row, &r, err);
     fm_csv_reader_free(&reader);
     fm_free(r.extra_of_col);
-    for (int i = 0; i < r.cap_header; i++) fm_free(r.header_names[i]);
+    for (int i = 0; i < r.cap_header; i++)
+        fm_free(r.header_names[i]);
     fm_free(r.header_names);
     return st;
 }

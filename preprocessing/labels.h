@@ -15,20 +15,20 @@
 #include "src/error.h"
 
 typedef struct {
-    size_t n;            /* rows */
-    int64_t *stay_id;    /* (n) */
-    float *mortality;    /* (n) 0/1, NaN = unknown */
-    float *los_days;     /* (n) days, NaN = unknown (-1 or empty in the file) */
-    int32_t *file;       /* (n) index into files */
-    int64_t *line;       /* (n) line in that file */
+    size_t n;         /* rows */
+    int64_t *stay_id; /* (n) */
+    float *mortality; /* (n) 0/1, NaN = unknown */
+    float *los_days;  /* (n) days, NaN = unknown (-1 or empty in the file) */
+    int32_t *file;    /* (n) index into files */
+    int64_t *line;    /* (n) line in that file */
     int n_files;
-    char **files;        /* (n_files) file names, for messages */
-    int n_extra;         /* further label columns (labels CSV only) */
-    char **extra_name;   /* (n_extra) */
+    char **files;             /* (n_files) file names, for messages */
+    int n_extra;              /* further label columns (labels CSV only) */
+    char **extra_name;        /* (n_extra) */
     uint8_t *extra_phenotype; /* (n_extra) 1 = part of the phenotype multi-label task */
-    float *extra;        /* (n, n_extra) 0/1, NaN = unknown */
+    float *extra;             /* (n, n_extra) 0/1, NaN = unknown */
     size_t cap;
-    FmIdIndex index;     /* stay id -> row */
+    FmIdIndex index; /* stay id -> row */
 } FmLabelTable;
 
 /* Column names and options of a labels CSV. */

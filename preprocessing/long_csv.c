@@ -5,7 +5,9 @@
 #include "preprocessing/csv_stream.h"
 #include "src/alloc.h"
 
-FmLongCsvOptions fm_long_csv_defaults(void) { return (FmLongCsvOptions){"stay_id", "time_h", "variable", "value"}; }
+FmLongCsvOptions fm_long_csv_defaults(void) {
+    return (FmLongCsvOptions){"stay_id", "time_h", "variable", "value"};
+}
 
 typedef struct {
     const FmLongCsvOptions *opt;
@@ -30,8 +32,8 @@ typedef struct {
 
 static FmStatus bad(const FmCsvPos *pos, const char *col, const char *what, const char *s, FmError *err) {
     char where[600];
-    return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where), "column %s: expected %s, got \"%s\"",
-                   col, what, s);
+    return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
+                   "column %s: expected %s, got \"%s\"", col, what, s);
 }
 
 static FmStatus on_field(void *ctx, const FmCsvPos *pos, const char *s, size_t len, FmError *err) {
@@ -39,20 +41,24 @@ static FmStatus on_field(void *ctx, const FmCsvPos *pos, const char *s, size_t l
     if (pos->row == 0) return fm_csv_columns_header(&r->cols, pos, s, err);
     int col = pos->col;
     if (col == r->cols.index[r->c_id]) {
-        if (fm_csv_parse_int64(s, len, &r->id) != FM_CSV_NUM_OK) return bad(pos, r->opt->id_col, "an integer stay id", s, err);
+        if (fm_csv_parse_int64(s, len, &r->id) != FM_CSV_NUM_OK)
+            return bad(pos, r->opt->id_col, "an integer stay id", s, err);
     } else if (col == r->cols.index[r->c_time]) {
         if (fm_csv_parse_number(s, len, &r->time_h) != FM_CSV_NUM_OK)
             return bad(pos, r->opt->time_col, "a number of hours", s, err);
     } else if (col == r->cols.index[r->c_var]) {
-        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
-        while (len && (*s == ' ' || *s == '\t')) s++, len--;
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        while (len && (*s == ' ' || *s == '\t'))
+            s++, len--;
         if (len == 0) return bad(pos, r->opt->var_col, "a variable name", s, err);
         if (len >= sizeof r->var) len = sizeof r->var - 1;
         memcpy(r->var, s, len);
         r->var[len] = '\0';
         r->var_len = len;
     } else if (col == r->cols.index[r->c_value]) {
-        if (fm_csv_parse_number(s, len, &r->value) == FM_CSV_NUM_BAD) return bad(pos, r->opt->value_col, "a number", s, err);
+        if (fm_csv_parse_number(s, len, &r->value) == FM_CSV_NUM_BAD)
+            return bad(pos, r->opt->value_col, "a number", s, err);
     }
     return FM_OK;
 }
@@ -124,15 +130,18 @@ FmStatus fm_long_csv_read(const char *path, const FmLongCsvOptions *opt, FmCohor
         if (!grouped) st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory grouping observations");
     }
     if (st == FM_OK) {
-        for (size_t i = 0; i < r.n; i++) start[r.row_of[i] + 1]++;
-        for (size_t k = 0; k < labels->n; k++) start[k + 1] += start[k];
+        for (size_t i = 0; i < r.n; i++)
+            start[r.row_of[i] + 1]++;
+        for (size_t k = 0; k < labels->n; k++)
+            start[k + 1] += start[k];
         /* Place with a moving cursor kept in first_line's slot would lose it; use r.row_of. */
         int64_t *cursor = fm_malloc_array(nl + 1, sizeof *cursor);
         if (!cursor) {
             st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory grouping observations");
         } else {
             memcpy(cursor, start, (nl + 1) * sizeof *cursor);
-            for (size_t i = 0; i < r.n; i++) grouped[cursor[r.row_of[i]]++] = r.obs[i];
+            for (size_t i = 0; i < r.n; i++)
+                grouped[cursor[r.row_of[i]]++] = r.obs[i];
             fm_free(cursor);
         }
     }
@@ -140,13 +149,16 @@ FmStatus fm_long_csv_read(const char *path, const FmLongCsvOptions *opt, FmCohor
     fm_free(r.row_of);
     for (size_t k = 0; st == FM_OK && k < labels->n; k++) {
         char where[600];
-        if (r.first_line[k]) snprintf(where, sizeof where, "%s:%lld", path, (long long)r.first_line[k]);
-        else snprintf(where, sizeof where, "%s", path);
+        if (r.first_line[k])
+            snprintf(where, sizeof where, "%s:%lld", path, (long long)r.first_line[k]);
+        else
+            snprintf(where, sizeof where, "%s", path);
         int kept;
         label_used[k] = 1;
         b->rep->records_read++;
-        st = fm_builder_add_stay(b, labels->stay_id[k], (int32_t)k, grouped + start[k], (size_t)(start[k + 1] - start[k]),
-                                 (size_t)r.n_raw_series[k], where, &kept, err);
+        st = fm_builder_add_stay(b, labels->stay_id[k], (int32_t)k, grouped + start[k],
+                                 (size_t)(start[k + 1] - start[k]), (size_t)r.n_raw_series[k], where, &kept,
+                                 err);
     }
     fm_free(grouped);
     fm_free(start);

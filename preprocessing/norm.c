@@ -93,14 +93,14 @@ FmStatus fm_norm_check_match(const FmNorm *have, const FmNorm *want, const char 
             size_t used = strlen(list);
             snprintf(list + used, sizeof list - used, "%s%s", m ? "," : "", want->mod[m].name);
         }
-        return FM_FAIL(err, FM_ERR_MISMATCH, NULL, "%d modalities here but %d in %s (%s)", have->M,
-                       want->M, what, list);
+        return FM_FAIL(err, FM_ERR_MISMATCH, NULL, "%d modalities here but %d in %s (%s)", have->M, want->M,
+                       what, list);
     }
     for (int m = 0; m < have->M; m++) {
         const FmNormModality *a = &have->mod[m], *b = &want->mod[m];
         if (strcmp(a->name, b->name) != 0)
-            return FM_FAIL(err, FM_ERR_MISMATCH, NULL, "modality %d is '%s' here but '%s' in %s", m,
-                           a->name, b->name, what);
+            return FM_FAIL(err, FM_ERR_MISMATCH, NULL, "modality %d is '%s' here but '%s' in %s", m, a->name,
+                           b->name, what);
         if (a->kind != b->kind)
             return FM_FAIL(err, FM_ERR_MISMATCH, NULL, "modality '%s' is %s here but %s in %s", a->name,
                            fm_modality_kind_name(a->kind), fm_modality_kind_name(b->kind), what);
@@ -109,11 +109,13 @@ FmStatus fm_norm_check_match(const FmNorm *have, const FmNorm *want, const char 
                            a->name, a->C, b->C, what);
         if ((a->channel == NULL) != (b->channel == NULL))
             return FM_FAIL(err, FM_ERR_MISMATCH, NULL, "modality '%s': channel names %s here but %s in %s",
-                           a->name, a->channel ? "present" : "absent", b->channel ? "present" : "absent", what);
+                           a->name, a->channel ? "present" : "absent", b->channel ? "present" : "absent",
+                           what);
         for (int c = 0; a->channel && c < a->C; c++)
             if (strcmp(a->channel[c], b->channel[c]) != 0)
-                return FM_FAIL(err, FM_ERR_MISMATCH, NULL, "modality '%s': channel %d is '%s' here but '%s' in %s",
-                               a->name, c, a->channel[c], b->channel[c], what);
+                return FM_FAIL(err, FM_ERR_MISMATCH, NULL,
+                               "modality '%s': channel %d is '%s' here but '%s' in %s", a->name, c,
+                               a->channel[c], b->channel[c], what);
     }
     return FM_OK;
 }
@@ -152,7 +154,8 @@ static FmStatus split_list(const char *s, char ***out, int *n, const char *where
     *n = 0;
     if (!*s) return FM_OK;
     int count = 1;
-    for (const char *p = s; *p; p++) count += *p == ',';
+    for (const char *p = s; *p; p++)
+        count += *p == ',';
     char **names = fm_calloc((size_t)count, sizeof *names);
     if (!names) return FM_FAIL(err, FM_ERR_NOMEM, where, "out of memory");
     const char *p = s;
@@ -189,8 +192,10 @@ FmStatus fm_norm_read_h5(hid_t file, const char *label, const char *group, FmNor
     H5Gclose(top);
     if (st != FM_OK) return st;
     norm->mod = fm_calloc(M ? (size_t)M : 1, sizeof *norm->mod);
-    if (!norm->mod) st = FM_FAIL(err, FM_ERR_NOMEM, gpath, "out of memory");
-    else norm->M = M;
+    if (!norm->mod)
+        st = FM_FAIL(err, FM_ERR_NOMEM, gpath, "out of memory");
+    else
+        norm->M = M;
     for (int m = 0; st == FM_OK && m < M; m++) {
         FmNormModality *nm = &norm->mod[m];
         nm->name = names[m];

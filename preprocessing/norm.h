@@ -20,13 +20,13 @@
 #define FM_NORM_STD_FLOOR 1e-3
 
 typedef struct {
-    char *name;          /* modality name */
+    char *name; /* modality name */
     FmModalityKind kind;
-    int C;               /* channels */
-    char **channel;      /* (C) channel names for SERIES/STATIC; NULL for EVENTS/IMAGES */
-    int standardise;     /* 0: values pass through unchanged (IMAGES), mean 0 and std 1 */
-    double *mean;        /* (C) */
-    double *std;         /* (C) >= FM_NORM_STD_FLOOR */
+    int C;           /* channels */
+    char **channel;  /* (C) channel names for SERIES/STATIC; NULL for EVENTS/IMAGES */
+    int standardise; /* 0: values pass through unchanged (IMAGES), mean 0 and std 1 */
+    double *mean;    /* (C) */
+    double *std;     /* (C) >= FM_NORM_STD_FLOOR */
 } FmNormModality;
 
 typedef struct {
@@ -38,8 +38,7 @@ typedef struct {
  * (channel may be NULL, or channel[m] NULL, for modalities without named channels); means are
  * set to 0 and stds to 1. On failure *norm is empty. */
 FmStatus fm_norm_alloc(FmNorm *norm, int M, const char *const *names, const FmModalityKind *kinds,
-                       const int *C, const char *const *const *channel, const int *standardise,
-                       FmError *err);
+                       const int *C, const char *const *const *channel, const int *standardise, FmError *err);
 
 /* Deep copy (dst is overwritten; free it first if it held data). On failure dst is empty. */
 FmStatus fm_norm_copy(FmNorm *dst, const FmNorm *src, FmError *err);

@@ -47,8 +47,10 @@ static FmStatus on_field(void *ctx, const FmCsvPos *pos, const char *s, size_t l
         if (fm_csv_parse_hhmm(s, len, &r->time_h) != FM_CSV_NUM_OK)
             return fail_at(pos, err, "column %s: expected a time HH:MM, got \"%s\"", "Time", s);
     } else if (col == r->cols.index[r->c_param]) {
-        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
-        while (len && (*s == ' ' || *s == '\t')) s++, len--;
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        while (len && (*s == ' ' || *s == '\t'))
+            s++, len--;
         if (len == 0) return fail_at(pos, err, "column %s: empty variable name%s", "Parameter", "");
         if (len >= sizeof r->param) len = sizeof r->param - 1;
         memcpy(r->param, s, len);
@@ -124,7 +126,8 @@ static int cmp_names(const void *a, const void *b) {
 }
 
 static void free_names(char **names, size_t n) {
-    for (size_t i = 0; i < n; i++) fm_free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        fm_free(names[i]);
     fm_free(names);
 }
 
@@ -142,7 +145,8 @@ static FmStatus list_records(const char *dir, char ***names, size_t *n, FmError 
         size_t len = strlen(e->d_name);
         if (len < 5 || strcmp(e->d_name + len - 4, ".txt") != 0) continue;
         size_t digits = 0;
-        while (digits < len - 4 && e->d_name[digits] >= '0' && e->d_name[digits] <= '9') digits++;
+        while (digits < len - 4 && e->d_name[digits] >= '0' && e->d_name[digits] <= '9')
+            digits++;
         if (digits != len - 4) continue; /* records are <RecordID>.txt; skip anything else */
         if (count == cap) {
             cap = cap ? cap * 2 : 1024;
@@ -188,7 +192,8 @@ FmStatus fm_p12_read_dir(const char *dir, FmCohortBuilder *b, const FmLabelTable
     FmCsvReader reader;
     fm_csv_reader_init(&reader);
     size_t dlen = strlen(dir);
-    while (dlen > 1 && dir[dlen - 1] == '/') dlen--;
+    while (dlen > 1 && dir[dlen - 1] == '/')
+        dlen--;
     for (size_t i = 0; i < n_names && st == FM_OK; i++) {
         char path[4352];
         snprintf(path, sizeof path, "%.*s/%s", (int)dlen, dir, names[i]);

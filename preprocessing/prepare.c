@@ -28,18 +28,25 @@ FmPrepareOptions fm_prepare_defaults(void) {
 
 static FmStatus check_options(const FmPrepareOptions *o, FmError *err) {
     int p12 = o->n_p12_dirs > 0, lng = o->long_csv != NULL;
-    if (p12 && lng) return FM_FAIL(err, FM_ERR_ARG, NULL, "give either PhysioNet 2012 folders or a long CSV, not both");
-    if (!p12 && !lng) return FM_FAIL(err, FM_ERR_ARG, NULL, "no observations given (PhysioNet 2012 folders or a long CSV)");
-    if (p12 && o->n_outcome_files == 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "PhysioNet 2012 folders need outcome files");
+    if (p12 && lng)
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "give either PhysioNet 2012 folders or a long CSV, not both");
+    if (!p12 && !lng)
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "no observations given (PhysioNet 2012 folders or a long CSV)");
+    if (p12 && o->n_outcome_files == 0)
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "PhysioNet 2012 folders need outcome files");
     if (p12 && o->n_label_files > 0)
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "labels files go with a long CSV; PhysioNet 2012 takes outcome files");
+        return FM_FAIL(err, FM_ERR_ARG, NULL,
+                       "labels files go with a long CSV; PhysioNet 2012 takes outcome files");
     if (lng && o->n_label_files == 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "a long CSV needs a labels file");
     if (lng && o->n_outcome_files > 0)
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "outcome files go with PhysioNet 2012 folders; a long CSV takes a labels file");
+        return FM_FAIL(err, FM_ERR_ARG, NULL,
+                       "outcome files go with PhysioNet 2012 folders; a long CSV takes a labels file");
     if (!(o->window_h > 0 && isfinite(o->window_h)))
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "the observation window must be a positive number of hours, got %g", o->window_h);
+        return FM_FAIL(err, FM_ERR_ARG, NULL,
+                       "the observation window must be a positive number of hours, got %g", o->window_h);
     if (!(o->los_threshold_days >= 0 && isfinite(o->los_threshold_days)))
-        return FM_FAIL(err, FM_ERR_ARG, NULL, "the LOS threshold must be a non-negative number of days, got %g",
+        return FM_FAIL(err, FM_ERR_ARG, NULL,
+                       "the LOS threshold must be a non-negative number of days, got %g",
                        o->los_threshold_days);
     if (o->image_index && (o->image_size < 1 || o->image_size > 1024))
         return FM_FAIL(err, FM_ERR_ARG, NULL, "the image size must be 1..1024, got %d", o->image_size);
@@ -59,25 +66,31 @@ static FmStatus add_source(char **s, const char *key, const char *value, FmError
 
 static FmStatus describe_sources(const FmPrepareOptions *o, FmCohortSettings *s, FmError *err) {
     FmStatus st = FM_OK;
-    for (int i = 0; i < o->n_p12_dirs && st == FM_OK; i++) st = add_source(&s->sources, "p12", o->p12_dirs[i], err);
-    for (int i = 0; i < o->n_outcome_files && st == FM_OK; i++) st = add_source(&s->sources, "outcomes", o->outcome_files[i], err);
+    for (int i = 0; i < o->n_p12_dirs && st == FM_OK; i++)
+        st = add_source(&s->sources, "p12", o->p12_dirs[i], err);
+    for (int i = 0; i < o->n_outcome_files && st == FM_OK; i++)
+        st = add_source(&s->sources, "outcomes", o->outcome_files[i], err);
     if (o->long_csv && st == FM_OK) st = add_source(&s->sources, "long_csv", o->long_csv, err);
-    for (int i = 0; i < o->n_label_files && st == FM_OK; i++) st = add_source(&s->sources, "labels", o->label_files[i], err);
+    for (int i = 0; i < o->n_label_files && st == FM_OK; i++)
+        st = add_source(&s->sources, "labels", o->label_files[i], err);
     if (st == FM_OK) st = add_source(&s->sources, "mapping", o->mapping, err);
     if (o->notes_h5 && st == FM_OK) st = add_source(&s->sources, "notes", o->notes_h5, err);
-    if (o->image_features_h5 && st == FM_OK) st = add_source(&s->sources, "image_features", o->image_features_h5, err);
+    if (o->image_features_h5 && st == FM_OK)
+        st = add_source(&s->sources, "image_features", o->image_features_h5, err);
     if (o->image_index && st == FM_OK) st = add_source(&s->sources, "images", o->image_index, err);
     return st;
 }
 
 /* The label columns: mortality, los_log_days, los_gt_<t>d, then the labels CSV's further
  * columns (phenotype-prefixed ones form the "phenotype" task). */
-static FmStatus build_labels(FmCohort *c, const FmLabelTable *t, const int32_t *rows, double threshold, FmError *err) {
+static FmStatus build_labels(FmCohort *c, const FmLabelTable *t, const int32_t *rows, double threshold,
+                             FmError *err) {
     int L = 3 + t->n_extra;
     c->label_info = fm_calloc((size_t)L, sizeof *c->label_info);
     c->label = fm_malloc_array((size_t)(c->N ? c->N : 1) * (size_t)L, sizeof *c->label);
     c->label_mask = fm_malloc((size_t)(c->N ? c->N : 1) * (size_t)L);
-    if (!c->label_info || !c->label || !c->label_mask) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for labels");
+    if (!c->label_info || !c->label || !c->label_mask)
+        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for labels");
     c->n_labels = L;
     char los_bin[64];
     snprintf(los_bin, sizeof los_bin, "los_gt_%gd", threshold);
@@ -103,8 +116,10 @@ static FmStatus build_labels(FmCohort *c, const FmLabelTable *t, const int32_t *
         y[0] = mort;
         y[1] = isnan(los) ? NAN : (float)log((double)los + FM_LOS_LOG_OFFSET_DAYS);
         y[2] = isnan(los) ? NAN : (float)((double)los > threshold);
-        for (int e = 0; e < t->n_extra; e++) y[3 + e] = t->extra[r * (size_t)t->n_extra + (size_t)e];
-        for (int l = 0; l < L; l++) k[l] = !isnan(y[l]);
+        for (int e = 0; e < t->n_extra; e++)
+            y[3 + e] = t->extra[r * (size_t)t->n_extra + (size_t)e];
+        for (int l = 0; l < L; l++)
+            k[l] = !isnan(y[l]);
     }
     return FM_OK;
 }
@@ -112,8 +127,8 @@ static FmStatus build_labels(FmCohort *c, const FmLabelTable *t, const int32_t *
 static FmStatus make_splits(FmCohort *c, const FmPrepareOptions *o, FmPrepareReport *rep, FmError *err) {
     FmStatus st;
     if (o->splits.kind == FM_SPLITS_FILE) {
-        st = fm_splits_read_file(o->splits.path, o->splits.id_col ? o->splits.id_col : "stay_id", c->stay_id, c->N,
-                                 &c->split, &c->n_splits, &rep->split_rows_without_stay, err);
+        st = fm_splits_read_file(o->splits.path, o->splits.id_col ? o->splits.id_col : "stay_id", c->stay_id,
+                                 c->N, &c->split, &c->n_splits, &rep->split_rows_without_stay, err);
     } else {
         uint8_t *stratum = fm_malloc((size_t)(c->N ? c->N : 1));
         if (!stratum) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for splits");
@@ -125,11 +140,13 @@ static FmStatus make_splits(FmCohort *c, const FmPrepareOptions *o, FmPrepareRep
         st = fm_splits_make(&o->splits, o->seed, c->N, stratum, &c->split, &c->n_splits, err);
         fm_free(stratum);
     }
-    for (int s = 0; st == FM_OK && s < c->n_splits; s++) st = fm_cohort_fit_norm(c, c->split[s].part, &c->split[s].norm, err);
+    for (int s = 0; st == FM_OK && s < c->n_splits; s++)
+        st = fm_cohort_fit_norm(c, c->split[s].part, &c->split[s].norm, err);
     return st;
 }
 
-FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, FmPrepareReport *rep, FmError *err) {
+FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, FmPrepareReport *rep,
+                        FmError *err) {
     memset(c, 0, sizeof *c);
     memset(map, 0, sizeof *map);
     memset(rep, 0, sizeof *rep);
@@ -148,11 +165,14 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
     uint8_t *used = NULL;
     int32_t *rows = NULL;
 
-    for (int i = 0; st == FM_OK && i < o->n_outcome_files; i++) st = fm_labels_read_p12_outcomes(&labels, o->outcome_files[i], err);
-    for (int i = 0; st == FM_OK && i < o->n_label_files; i++) st = fm_labels_read_csv(&labels, o->label_files[i], &o->label_opt, err);
+    for (int i = 0; st == FM_OK && i < o->n_outcome_files; i++)
+        st = fm_labels_read_p12_outcomes(&labels, o->outcome_files[i], err);
+    for (int i = 0; st == FM_OK && i < o->n_label_files; i++)
+        st = fm_labels_read_csv(&labels, o->label_files[i], &o->label_opt, err);
     if (st == FM_OK) {
         rep->outcome_rows = (int64_t)labels.n;
-        for (size_t r = 0; r < labels.n; r++) rep->outcome_deaths += labels.mortality[r] == 1.0f;
+        for (size_t r = 0; r < labels.n; r++)
+            rep->outcome_deaths += labels.mortality[r] == 1.0f;
         used = fm_calloc(labels.n ? labels.n : 1, 1);
         if (!used) st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     }
@@ -162,7 +182,8 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
     }
     if (st == FM_OK && (o->notes_h5 || o->image_features_h5 || o->image_index))
         st = FM_FAIL(err, FM_ERR_UNSUPPORTED, NULL, "note and image inputs are not available in this build");
-    for (int i = 0; st == FM_OK && i < o->n_p12_dirs; i++) st = fm_p12_read_dir(o->p12_dirs[i], &b, &labels, used, err);
+    for (int i = 0; st == FM_OK && i < o->n_p12_dirs; i++)
+        st = fm_p12_read_dir(o->p12_dirs[i], &b, &labels, used, err);
     if (st == FM_OK && o->long_csv) st = fm_long_csv_read(o->long_csv, &o->long_opt, &b, &labels, used, err);
     if (st == FM_OK) st = fm_builder_finish(&b, c, &rows, err);
     if (st == FM_OK && c->N == 0)
@@ -172,7 +193,8 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
                      (long long)rep->records_read, (long long)rep->stays_no_time_series,
                      (long long)rep->stays_no_valid_obs);
     if (st == FM_OK) {
-        for (size_t r = 0; r < labels.n; r++) rep->outcomes_without_stay += !used[r];
+        for (size_t r = 0; r < labels.n; r++)
+            rep->outcomes_without_stay += !used[r];
         st = build_labels(c, &labels, rows, o->los_threshold_days, err);
     }
     if (st == FM_OK) {

@@ -33,19 +33,19 @@ typedef struct {
     int n_label_files;
     FmLongCsvOptions long_opt;
     FmLabelCsvOptions label_opt;
-    int has_sentinel;           /* long CSV only: a value meaning "not recorded" (P12: always -1) */
+    int has_sentinel; /* long CSV only: a value meaning "not recorded" (P12: always -1) */
     double sentinel;
-    const char *mapping;        /* variable-to-modality mapping CSV */
+    const char *mapping; /* variable-to-modality mapping CSV */
     /* optional event inputs */
-    const char *notes_h5;           /* note embeddings (FORMATS.md 5) */
-    const char *image_features_h5;  /* image feature vectors (FORMATS.md 6) */
-    const char *image_index;        /* image index CSV (FORMATS.md 7) */
-    int image_size;                 /* S for images (S x S pixels) */
+    const char *notes_h5;          /* note embeddings (FORMATS.md 5) */
+    const char *image_features_h5; /* image feature vectors (FORMATS.md 6) */
+    const char *image_index;       /* image index CSV (FORMATS.md 7) */
+    int image_size;                /* S for images (S x S pixels) */
     /* rules */
-    double window_h;            /* 48 */
-    double los_threshold_days;  /* 7 */
-    FmSplitSpec splits;         /* default repeated:5:0.8,0.1,0.1 */
-    uint64_t seed;              /* 1 */
+    double window_h;           /* 48 */
+    double los_threshold_days; /* 7 */
+    FmSplitSpec splits;        /* default repeated:5:0.8,0.1,0.1 */
+    uint64_t seed;             /* 1 */
 } FmPrepareOptions;
 
 /* The defaults above: mapping data/p12_modalities.csv, window 48 h, LOS threshold 7 days,
@@ -55,6 +55,7 @@ FmPrepareOptions fm_prepare_defaults(void);
 /* Runs the pipeline. On success *c holds the cohort (free with fm_cohort_free), *map the
  * mapping (fm_var_map_free) and *rep the counts (fm_report_free; write it with
  * fm_report_write_text). On failure all three are empty. */
-FmStatus fm_prepare_run(const FmPrepareOptions *opt, FmCohort *c, FmVarMap *map, FmPrepareReport *rep, FmError *err);
+FmStatus fm_prepare_run(const FmPrepareOptions *opt, FmCohort *c, FmVarMap *map, FmPrepareReport *rep,
+                        FmError *err);
 
 #endif

@@ -7,13 +7,13 @@
 #include "src/alloc.h"
 
 static const char *const OBS_NAMES[FM_OBS_N_OUTCOMES] = {
-    "kept", "missing", "sentinel", "before_window", "after_window", "below_range", "above_range",
-    "duplicate", "extra_descriptor", "stay_dropped"};
+    "kept",        "missing",     "sentinel",  "before_window",    "after_window",
+    "below_range", "above_range", "duplicate", "extra_descriptor", "stay_dropped"};
 /* Column heads of the observation table (the legend under it spells them out). */
-static const char *const OBS_HEADS[FM_OBS_N_OUTCOMES] = {"kept",  "missing", "sentinel", "<0h",   ">window",
-                                                         "<min",  ">max",    "dup",      "extra", "stay_drop"};
-static const char *const EVENT_NAMES[FM_EVENT_N_OUTCOMES] = {"kept", "before_window", "after_window",
-                                                             "nonfinite", "unknown_stay", "stay_dropped"};
+static const char *const OBS_HEADS[FM_OBS_N_OUTCOMES] = {"kept", "missing", "sentinel", "<0h",   ">window",
+                                                         "<min", ">max",    "dup",      "extra", "stay_drop"};
+static const char *const EVENT_NAMES[FM_EVENT_N_OUTCOMES] = {"kept",      "before_window", "after_window",
+                                                             "nonfinite", "unknown_stay",  "stay_dropped"};
 
 const char *fm_obs_outcome_name(FmObsOutcome o) {
     FM_ASSERT(o >= 0 && o < FM_OBS_N_OUTCOMES);
@@ -41,7 +41,8 @@ void fm_report_free(FmPrepareReport *rep) {
     if (!rep) return;
     fm_free(rep->obs);
     fm_free(rep->stays_with_var);
-    for (int i = 0; i < rep->n_unmapped; i++) fm_free(rep->unmapped[i].name);
+    for (int i = 0; i < rep->n_unmapped; i++)
+        fm_free(rep->unmapped[i].name);
     fm_free(rep->unmapped);
     fm_free(rep->unmapped_slot);
     memset(rep, 0, sizeof *rep);
@@ -49,7 +50,8 @@ void fm_report_free(FmPrepareReport *rep) {
 
 static size_t name_hash(const char *s, size_t len) {
     size_t h = 1469598103934665603u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
     return h;
 }
 
@@ -79,7 +81,8 @@ FmStatus fm_report_unmapped(FmPrepareReport *rep, const char *name, size_t len, 
         int slots = rep->unmapped_slots ? rep->unmapped_slots * 2 : 64;
         int *table = fm_malloc_array((size_t)slots, sizeof *table);
         if (!table) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the report");
-        for (int i = 0; i < slots; i++) table[i] = -1;
+        for (int i = 0; i < slots; i++)
+            table[i] = -1;
         fm_free(rep->unmapped_slot);
         rep->unmapped_slot = table;
         rep->unmapped_slots = slots;
@@ -101,7 +104,9 @@ FmStatus fm_report_unmapped(FmPrepareReport *rep, const char *name, size_t len, 
     return FM_OK;
 }
 
-static double pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+static double pct(int64_t a, int64_t b) {
+    return b ? 100.0 * (double)a / (double)b : 0.0;
+}
 
 void fm_report_write_text(const FmPrepareReport *rep, const FmVarMap *map, const FmCohort *c, FILE *out) {
     fprintf(out, "== inputs\n");
@@ -111,7 +116,8 @@ void fm_report_write_text(const FmPrepareReport *rep, const FmVarMap *map, const
             (long long)rep->outcome_deaths);
     fprintf(out, "outcome rows without a stay   %12lld  (ignored)\n", (long long)rep->outcomes_without_stay);
     if (rep->split_rows_without_stay)
-        fprintf(out, "split rows without a stay     %12lld  (ignored)\n", (long long)rep->split_rows_without_stay);
+        fprintf(out, "split rows without a stay     %12lld  (ignored)\n",
+                (long long)rep->split_rows_without_stay);
 
     fprintf(out, "\n== stays\n");
     fprintf(out, "dropped: no time series       %12lld\n", (long long)rep->stays_no_time_series);
@@ -131,67 +137,80 @@ void fm_report_write_text(const FmPrepareReport *rep, const FmVarMap *map, const
             pos += c->label[k] > 0.5f;
         }
         if (c->label_info[l].kind == FM_LABEL_BINARY)
-            fprintf(out, "%-24s %-10s %8lld %8lld %9.2f%%\n", c->label_info[l].name, "binary", (long long)known,
-                    (long long)pos, pct(pos, known));
+            fprintf(out, "%-24s %-10s %8lld %8lld %9.2f%%\n", c->label_info[l].name, "binary",
+                    (long long)known, (long long)pos, pct(pos, known));
         else
-            fprintf(out, "%-24s %-10s %8lld %8s %10.4f\n", c->label_info[l].name, "regression", (long long)known,
-                    "", known ? sum / (double)known : 0.0);
+            fprintf(out, "%-24s %-10s %8lld %8s %10.4f\n", c->label_info[l].name, "regression",
+                    (long long)known, "", known ? sum / (double)known : 0.0);
     }
 
     fprintf(out, "\n== observations by variable and outcome (stays%%: kept stays with any kept value)\n");
     fprintf(out, "%-12s %-8s %9s", "variable", "modality", "read");
-    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) fprintf(out, " %9s", OBS_HEADS[o]);
+    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++)
+        fprintf(out, " %9s", OBS_HEADS[o]);
     fprintf(out, " %7s\n", "stays%");
     int64_t total[FM_OBS_N_OUTCOMES] = {0}, total_read = 0;
     for (int e = 0; e < map->n_entries; e++) {
         const int64_t *row = rep->obs + (size_t)e * FM_OBS_N_OUTCOMES;
         int64_t read = 0;
-        for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) read += row[o], total[o] += row[o];
+        for (int o = 0; o < FM_OBS_N_OUTCOMES; o++)
+            read += row[o], total[o] += row[o];
         total_read += read;
-        fprintf(out, "%-12s %-8s %9lld", map->entries[e].name, map->mods[map->entries[e].modality].name, (long long)read);
-        for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) fprintf(out, " %9lld", (long long)row[o]);
+        fprintf(out, "%-12s %-8s %9lld", map->entries[e].name, map->mods[map->entries[e].modality].name,
+                (long long)read);
+        for (int o = 0; o < FM_OBS_N_OUTCOMES; o++)
+            fprintf(out, " %9lld", (long long)row[o]);
         fprintf(out, " %6.1f%%\n", pct(rep->stays_with_var[e], c->N));
     }
     fprintf(out, "%-12s %-8s %9lld", "total", "", (long long)total_read);
-    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) fprintf(out, " %9lld", (long long)total[o]);
+    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++)
+        fprintf(out, " %9lld", (long long)total[o]);
     fprintf(out, "\n");
-    fprintf(out, "read = kept + the rest. missing: empty/NaN value. sentinel: the not-recorded code. <0h, >window:\n"
-                 "time before admission or after the window. <min, >max: outside the mapping's plausible range.\n"
-                 "dup: merged into the mean of its (time, variable) group. extra: a later value of a static\n"
-                 "variable (the first valid one is kept). stay_drop: valid, but its stay was dropped.\n");
+    fprintf(
+        out,
+        "read = kept + the rest. missing: empty/NaN value. sentinel: the not-recorded code. <0h, >window:\n"
+        "time before admission or after the window. <min, >max: outside the mapping's plausible range.\n"
+        "dup: merged into the mean of its (time, variable) group. extra: a later value of a static\n"
+        "variable (the first valid one is kept). stay_drop: valid, but its stay was dropped.\n");
 
-    fprintf(out, "\n== variables not in the mapping (dropped)   %lld observations\n", (long long)rep->obs_unmapped);
+    fprintf(out, "\n== variables not in the mapping (dropped)   %lld observations\n",
+            (long long)rep->obs_unmapped);
     for (int i = 0; i < rep->n_unmapped; i++)
         fprintf(out, "%-24s %12lld\n", rep->unmapped[i].name, (long long)rep->unmapped[i].count);
 
     if (rep->n_event_mods) {
         fprintf(out, "\n== events (notes, images)\n");
         fprintf(out, "%-16s %9s", "modality", "read");
-        for (int o = 0; o < FM_EVENT_N_OUTCOMES; o++) fprintf(out, " %13s", EVENT_NAMES[o]);
+        for (int o = 0; o < FM_EVENT_N_OUTCOMES; o++)
+            fprintf(out, " %13s", EVENT_NAMES[o]);
         fprintf(out, "\n");
         for (int s = 0; s < rep->n_event_mods; s++) {
             fprintf(out, "%-16s %9lld", rep->event_name[s], (long long)rep->events_read[s]);
-            for (int o = 0; o < FM_EVENT_N_OUTCOMES; o++) fprintf(out, " %13lld", (long long)rep->events[s][o]);
+            for (int o = 0; o < FM_EVENT_N_OUTCOMES; o++)
+                fprintf(out, " %13lld", (long long)rep->events[s][o]);
             fprintf(out, "\n");
         }
     }
 
     fprintf(out, "\n== missingness per modality (kept stays)\n");
-    fprintf(out, "%-16s %-8s %8s %9s %9s %8s %8s\n", "modality", "kind", "channels", "present", "missing", "rows",
-            "max rows");
+    fprintf(out, "%-16s %-8s %8s %9s %9s %8s %8s\n", "modality", "kind", "channels", "present", "missing",
+            "rows", "max rows");
     for (int m = 0; m < c->M; m++) {
         const FmCohortModality *md = &c->mod[m];
         int64_t present = 0;
-        for (int64_t i = 0; i < c->N; i++) present += md->present[i];
-        fprintf(out, "%-16s %-8s %8d %8.2f%% %8.2f%% %8lld %8d\n", md->name, fm_modality_kind_name(md->kind), md->C,
-                pct(present, c->N), 100.0 - pct(present, c->N), (long long)md->T, md->max_L);
+        for (int64_t i = 0; i < c->N; i++)
+            present += md->present[i];
+        fprintf(out, "%-16s %-8s %8d %8.2f%% %8.2f%% %8lld %8d\n", md->name, fm_modality_kind_name(md->kind),
+                md->C, pct(present, c->N), 100.0 - pct(present, c->N), (long long)md->T, md->max_L);
     }
     if (c->n_splits) {
         fprintf(out, "\n== splits (stays in train / val / test)\n");
         for (int s = 0; s < c->n_splits; s++) {
             int64_t n[4] = {0};
-            for (int64_t i = 0; i < c->N; i++) n[c->split[s].part[i]]++;
-            fprintf(out, "%-16s %8lld %8lld %8lld", c->split[s].name, (long long)n[0], (long long)n[1], (long long)n[2]);
+            for (int64_t i = 0; i < c->N; i++)
+                n[c->split[s].part[i]]++;
+            fprintf(out, "%-16s %8lld %8lld %8lld", c->split[s].name, (long long)n[0], (long long)n[1],
+                    (long long)n[2]);
             if (n[3]) fprintf(out, "   (%lld in no part)", (long long)n[3]);
             fprintf(out, "\n");
         }

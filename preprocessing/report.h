@@ -35,9 +35,9 @@ typedef enum {
     FM_EVENT_KEPT = 0,
     FM_EVENT_BEFORE_WINDOW,
     FM_EVENT_AFTER_WINDOW,
-    FM_EVENT_NONFINITE,      /* a NaN or infinite value in the vector */
-    FM_EVENT_UNKNOWN_STAY,   /* the stay id is not in the cohort's stays */
-    FM_EVENT_STAY_DROPPED,   /* its stay was dropped */
+    FM_EVENT_NONFINITE,    /* a NaN or infinite value in the vector */
+    FM_EVENT_UNKNOWN_STAY, /* the stay id is not in the cohort's stays */
+    FM_EVENT_STAY_DROPPED, /* its stay was dropped */
     FM_EVENT_N_OUTCOMES
 } FmEventOutcome;
 
@@ -52,11 +52,11 @@ typedef struct {
 
 typedef struct {
     /* inputs */
-    int64_t lines_read;           /* data lines (after headers) of the observation files */
-    int64_t records_read;         /* stays seen in observation input (P12: record files) */
-    int64_t outcome_rows;         /* rows of outcome / labels files */
-    int64_t outcome_deaths;       /* rows with mortality 1 */
-    int64_t outcomes_without_stay;/* outcome rows whose stay has no record (ignored) */
+    int64_t lines_read;              /* data lines (after headers) of the observation files */
+    int64_t records_read;            /* stays seen in observation input (P12: record files) */
+    int64_t outcome_rows;            /* rows of outcome / labels files */
+    int64_t outcome_deaths;          /* rows with mortality 1 */
+    int64_t outcomes_without_stay;   /* outcome rows whose stay has no record (ignored) */
     int64_t split_rows_without_stay; /* split-file rows for stays not in the cohort (ignored) */
     /* stays */
     int64_t stays_no_time_series; /* dropped: no line other than descriptors (and no events) */
@@ -64,13 +64,13 @@ typedef struct {
     int64_t stays_kept;
     /* observations per mapping entry (FmVarMap entries) and outcome */
     int n_entries;
-    int64_t *obs;                 /* (n_entries, FM_OBS_N_OUTCOMES) */
-    int64_t *stays_with_var;      /* (n_entries) kept stays with at least one kept value */
-    int64_t obs_unmapped;         /* observations of variables not in the mapping */
+    int64_t *obs;            /* (n_entries, FM_OBS_N_OUTCOMES) */
+    int64_t *stays_with_var; /* (n_entries) kept stays with at least one kept value */
+    int64_t obs_unmapped;    /* observations of variables not in the mapping */
     int n_unmapped;
-    FmNamedCount *unmapped;       /* (n_unmapped) by name, in order of first appearance */
-    int *unmapped_slot;           /* hash slots over unmapped names (index or -1) */
-    int unmapped_slots;           /* slot count, a power of two */
+    FmNamedCount *unmapped; /* (n_unmapped) by name, in order of first appearance */
+    int *unmapped_slot;     /* hash slots over unmapped names (index or -1) */
+    int unmapped_slots;     /* slot count, a power of two */
     /* events per event modality */
     int n_event_mods;
     char event_name[FM_REPORT_MAX_EVENT_MODS][64];

@@ -25,7 +25,8 @@ FmStatus fm_splits_parse(const char *text, FmSplitSpec *spec, FmError *err) {
     spec->frac[1] = 0.1;
     spec->frac[2] = 0.1;
     const char *colon = strchr(text, ':');
-    if (!colon) return FM_FAIL(err, FM_ERR_ARG, NULL, "--splits %s: expected repeated:N[:TR,VA,TE] or kfold:K", text);
+    if (!colon)
+        return FM_FAIL(err, FM_ERR_ARG, NULL, "--splits %s: expected repeated:N[:TR,VA,TE] or kfold:K", text);
     size_t klen = (size_t)(colon - text);
     char *end;
     long n = strtol(colon + 1, &end, 10);
@@ -39,11 +40,13 @@ FmStatus fm_splits_parse(const char *text, FmSplitSpec *spec, FmError *err) {
             for (int i = 0; i < 3; i++) {
                 f[i] = strtod(p, &end);
                 if (end == p || (i < 2 && *end != ',') || (i == 2 && *end) || !(f[i] >= 0 && f[i] <= 1))
-                    return FM_FAIL(err, FM_ERR_ARG, NULL, "--splits %s: expected three fractions TR,VA,TE", text);
+                    return FM_FAIL(err, FM_ERR_ARG, NULL, "--splits %s: expected three fractions TR,VA,TE",
+                                   text);
                 p = end + 1;
             }
             if (fabs(f[0] + f[1] + f[2] - 1.0) > 1e-6 || f[0] <= 0)
-                return FM_FAIL(err, FM_ERR_ARG, NULL, "--splits %s: fractions must sum to 1 with a training part", text);
+                return FM_FAIL(err, FM_ERR_ARG, NULL,
+                               "--splits %s: fractions must sum to 1 with a training part", text);
             memcpy(spec->frac, f, sizeof f);
         } else if (*end) {
             return FM_FAIL(err, FM_ERR_ARG, NULL, "--splits %s: expected repeated:N[:TR,VA,TE]", text);
@@ -114,7 +117,9 @@ FmStatus fm_splits_make(const FmSplitSpec *spec, uint64_t seed, int64_t N, const
                 size_t n_test = (size_t)llround(spec->frac[2] * (double)n);
                 if (n_val + n_test > n) n_test = n - n_val;
                 for (size_t k = 0; k < n; k++)
-                    s[r].part[idx[k]] = k < n_val ? FM_PART_VAL : k < n_val + n_test ? FM_PART_TEST : FM_PART_TRAIN;
+                    s[r].part[idx[k]] = k < n_val            ? FM_PART_VAL
+                                        : k < n_val + n_test ? FM_PART_TEST
+                                                             : FM_PART_TRAIN;
             }
         }
     } else {
@@ -131,11 +136,14 @@ FmStatus fm_splits_make(const FmSplitSpec *spec, uint64_t seed, int64_t N, const
             for (int64_t i = 0; i < N; i++)
                 if (stratum[i] == g) idx[n++] = (size_t)i;
             fm_rng_shuffle(&rng, idx, n);
-            for (size_t k = 0; k < n; k++) fold[idx[k]] = (uint8_t)(dealt++ % (size_t)spec->n);
+            for (size_t k = 0; k < n; k++)
+                fold[idx[k]] = (uint8_t)(dealt++ % (size_t)spec->n);
         }
         for (int f = 0; f < spec->n; f++)
             for (int64_t i = 0; i < N; i++)
-                s[f].part[i] = fold[i] == f ? FM_PART_TEST : fold[i] == (f + 1) % spec->n ? FM_PART_VAL : FM_PART_TRAIN;
+                s[f].part[i] = fold[i] == f                   ? FM_PART_TEST
+                               : fold[i] == (f + 1) % spec->n ? FM_PART_VAL
+                                                              : FM_PART_TRAIN;
         fm_free(fold);
     }
     fm_free(idx);
@@ -150,16 +158,16 @@ typedef struct {
     const char *id_col;
     const int64_t *stay_id;
     int64_t N;
-    FmIdIndex index;  /* cohort stay id -> row */
+    FmIdIndex index; /* cohort stay id -> row */
     int id_col_index;
     int header_fields;
-    char **names;     /* (header_fields) */
+    char **names; /* (header_fields) */
     int n_splits;
     int *split_of_col;
     FmCohortSplit *splits;
-    uint8_t *seen;    /* (N) */
+    uint8_t *seen; /* (N) */
     int64_t *seen_line;
-    int64_t cur;      /* cohort row of the current line, or -1 */
+    int64_t cur; /* cohort row of the current line, or -1 */
     uint8_t parts[256];
     int64_t ignored;
 } SplitReader;
@@ -168,7 +176,8 @@ static FmStatus split_field(void *ctx, const FmCsvPos *pos, const char *s, size_
     SplitReader *r = ctx;
     char where[600];
     if (pos->row == 0) {
-        if (pos->col >= 256) return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where), "too many columns");
+        if (pos->col >= 256)
+            return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where), "too many columns");
         char **names = fm_realloc(r->names, (size_t)(pos->col + 1) * sizeof *names);
         if (!names) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading splits");
         r->names = names;
@@ -177,7 +186,8 @@ static FmStatus split_field(void *ctx, const FmCsvPos *pos, const char *s, size_
         if (!r->names[pos->col]) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading splits");
         if (strcmp(s, r->id_col) == 0) {
             if (r->id_col_index >= 0)
-                return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where), "column '%s' appears twice", s);
+                return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
+                               "column '%s' appears twice", s);
             r->id_col_index = pos->col;
         }
         return FM_OK;
@@ -193,19 +203,26 @@ static FmStatus split_field(void *ctx, const FmCsvPos *pos, const char *s, size_
         if (row >= 0) {
             if (r->seen[row])
                 return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
-                               "stay %lld already has a row (line %lld)", (long long)id, (long long)r->seen_line[row]);
+                               "stay %lld already has a row (line %lld)", (long long)id,
+                               (long long)r->seen_line[row]);
             r->seen[row] = 1;
             r->seen_line[row] = pos->line;
         }
         return FM_OK;
     }
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) len--;
-    while (len && (*s == ' ' || *s == '\t')) s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+        len--;
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
     uint8_t part;
-    if (len == 5 && strncmp(s, "train", 5) == 0) part = FM_PART_TRAIN;
-    else if (len == 3 && strncmp(s, "val", 3) == 0) part = FM_PART_VAL;
-    else if (len == 4 && strncmp(s, "test", 4) == 0) part = FM_PART_TEST;
-    else if (len == 0 || (len == 4 && strncmp(s, "none", 4) == 0)) part = FM_PART_NONE;
+    if (len == 5 && strncmp(s, "train", 5) == 0)
+        part = FM_PART_TRAIN;
+    else if (len == 3 && strncmp(s, "val", 3) == 0)
+        part = FM_PART_VAL;
+    else if (len == 4 && strncmp(s, "test", 4) == 0)
+        part = FM_PART_TEST;
+    else if (len == 0 || (len == 4 && strncmp(s, "none", 4) == 0))
+        part = FM_PART_NONE;
     else
         return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
                        "column %s: expected train, val, test or none, got \"%s\"",
@@ -220,7 +237,8 @@ static FmStatus split_row(void *ctx, const FmCsvPos *pos, int n_fields, FmError 
     fm_csv_where(pos, where, sizeof where);
     if (pos->row == 0) {
         if (r->id_col_index < 0) return FM_FAIL(err, FM_ERR_FORMAT, where, "missing column '%s'", r->id_col);
-        if (n_fields < 2) return FM_FAIL(err, FM_ERR_FORMAT, where, "expected %s and at least one split column", r->id_col);
+        if (n_fields < 2)
+            return FM_FAIL(err, FM_ERR_FORMAT, where, "expected %s and at least one split column", r->id_col);
         r->n_splits = n_fields - 1;
         FmCohortSplit *s = fm_calloc((size_t)r->n_splits, sizeof *s);
         r->split_of_col = fm_malloc_array((size_t)n_fields, sizeof *r->split_of_col);
@@ -233,20 +251,23 @@ static FmStatus split_row(void *ctx, const FmCsvPos *pos, int n_fields, FmError 
         for (int col = 0; col < n_fields; col++) {
             r->split_of_col[col] = -1;
             if (col == r->id_col_index) continue;
-            if (!r->names[col][0]) return FM_FAIL(err, FM_ERR_FORMAT, where, "column %d has an empty name", col + 1);
+            if (!r->names[col][0])
+                return FM_FAIL(err, FM_ERR_FORMAT, where, "column %d has an empty name", col + 1);
             for (int j = 0; j < k; j++)
                 if (strcmp(s[j].name, r->names[col]) == 0)
                     return FM_FAIL(err, FM_ERR_FORMAT, where, "column '%s' appears twice", r->names[col]);
             s[k].name = fm_strdup(r->names[col]);
             s[k].part = fm_malloc((size_t)(r->N ? r->N : 1));
-            if (!s[k].name || !s[k].part) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading splits");
+            if (!s[k].name || !s[k].part)
+                return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory reading splits");
             memset(s[k].part, FM_PART_NONE, (size_t)(r->N ? r->N : 1));
             r->split_of_col[col] = k++;
         }
         return FM_OK;
     }
     if (n_fields != r->header_fields)
-        return FM_FAIL(err, FM_ERR_FORMAT, where, "expected %d fields (as in the header), got %d", r->header_fields, n_fields);
+        return FM_FAIL(err, FM_ERR_FORMAT, where, "expected %d fields (as in the header), got %d",
+                       r->header_fields, n_fields);
     if (r->cur < 0) {
         r->ignored++;
         return FM_OK;
@@ -271,7 +292,8 @@ FmStatus fm_splits_read_file(const char *path, const char *id_col, const int64_t
     r.seen = fm_calloc((size_t)(N ? N : 1), 1);
     r.seen_line = fm_calloc((size_t)(N ? N : 1), sizeof *r.seen_line);
     if (!r.seen || !r.seen_line) st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory reading splits");
-    for (int64_t i = 0; i < N && st == FM_OK; i++) st = fm_id_index_put(&r.index, stay_id[i], (int32_t)i, NULL, err);
+    for (int64_t i = 0; i < N && st == FM_OK; i++)
+        st = fm_id_index_put(&r.index, stay_id[i], (int32_t)i, NULL, err);
     if (st == FM_OK) {
         FmCsvReader reader;
         fm_csv_reader_init(&reader);
@@ -280,9 +302,12 @@ FmStatus fm_splits_read_file(const char *path, const char *id_col, const int64_t
     }
     for (int64_t i = 0; i < N && st == FM_OK; i++)
         if (!r.seen[i])
-            st = FM_FAIL(err, FM_ERR_FORMAT, path, "stay %lld has no row (every stay of the cohort needs one; "
-                         "use 'none' to leave a stay out)", (long long)stay_id[i]);
-    for (int i = 0; i < r.header_fields; i++) fm_free(r.names[i]);
+            st = FM_FAIL(err, FM_ERR_FORMAT, path,
+                         "stay %lld has no row (every stay of the cohort needs one; "
+                         "use 'none' to leave a stay out)",
+                         (long long)stay_id[i]);
+    for (int i = 0; i < r.header_fields; i++)
+        fm_free(r.names[i]);
     fm_free(r.names);
     fm_free(r.split_of_col);
     fm_free(r.seen);

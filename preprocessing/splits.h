@@ -24,9 +24,9 @@ typedef enum { FM_SPLITS_REPEATED, FM_SPLITS_KFOLD, FM_SPLITS_FILE } FmSplitKind
 
 typedef struct {
     FmSplitKind kind;
-    int n;            /* repeats or folds */
-    double frac[3];   /* train, val, test (repeated) */
-    const char *path; /* split file */
+    int n;              /* repeats or folds */
+    double frac[3];     /* train, val, test (repeated) */
+    const char *path;   /* split file */
     const char *id_col; /* split file's id column ("stay_id") */
 } FmSplitSpec;
 

@@ -20,13 +20,15 @@ typedef struct {
 
 static unsigned long hash_name(const char *s, size_t len) {
     unsigned long h = 1469598103934665603UL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211UL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211UL;
     return h;
 }
 
 void fm_var_map_free(FmVarMap *map) {
     if (!map) return;
-    for (int i = 0; i < map->n_entries; i++) fm_free(map->entries[i].name);
+    for (int i = 0; i < map->n_entries; i++)
+        fm_free(map->entries[i].name);
     for (int i = 0; i < map->n_mods; i++) {
         fm_free(map->mods[i].name);
         fm_free(map->mods[i].entry);
@@ -74,7 +76,8 @@ static int valid_modality_name(const char *s) {
     if (!*s) return 0;
     for (; *s; s++) {
         char c = *s;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-'))
             return 0;
     }
     return 1;
@@ -82,8 +85,10 @@ static int valid_modality_name(const char *s) {
 
 static FmStatus copy_field(char *dst, size_t cap, const char *s, size_t len, const char *col,
                            const FmCsvPos *pos, FmError *err) {
-    while (len && (*s == ' ' || *s == '\t')) s++, len--;
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) len--;
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r'))
+        len--;
     if (len >= cap) {
         char where[600];
         return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
@@ -99,8 +104,10 @@ static FmStatus on_field(void *ctx, const FmCsvPos *pos, const char *s, size_t l
     if (pos->row == 0) return fm_csv_columns_header(&r->cols, pos, s, err);
     int col = pos->col;
     char where[600];
-    if (col == r->cols.index[r->c_var]) return copy_field(r->var, sizeof r->var, s, len, "variable", pos, err);
-    if (col == r->cols.index[r->c_mod]) return copy_field(r->mod, sizeof r->mod, s, len, "modality", pos, err);
+    if (col == r->cols.index[r->c_var])
+        return copy_field(r->var, sizeof r->var, s, len, "variable", pos, err);
+    if (col == r->cols.index[r->c_mod])
+        return copy_field(r->mod, sizeof r->mod, s, len, "modality", pos, err);
     if (col == r->cols.index[r->c_min] || col == r->cols.index[r->c_max]) {
         int is_min = col == r->cols.index[r->c_min];
         double v;
@@ -109,8 +116,10 @@ static FmStatus on_field(void *ctx, const FmCsvPos *pos, const char *s, size_t l
             return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
                            "column %s: expected a number, got \"%s\"", is_min ? "min" : "max", s);
         if (rc == FM_CSV_NUM_MISSING) v = is_min ? -INFINITY : INFINITY;
-        if (is_min) r->min = v;
-        else r->max = v;
+        if (is_min)
+            r->min = v;
+        else
+            r->max = v;
     }
     return FM_OK;
 }
@@ -122,13 +131,15 @@ static FmStatus add_entry(MapReader *r, const FmCsvPos *pos, FmError *err) {
     if (!r->var[0]) return FM_FAIL(err, FM_ERR_FORMAT, where, "column variable: empty variable name");
     if (!valid_modality_name(r->mod))
         return FM_FAIL(err, FM_ERR_FORMAT, where,
-                       "column modality: \"%s\" is not a modality name (letters, digits, '_' or '-')", r->mod);
+                       "column modality: \"%s\" is not a modality name (letters, digits, '_' or '-')",
+                       r->mod);
     if (strcmp(r->mod, FM_MODALITY_NAME_NOTES) == 0 || strcmp(r->mod, FM_MODALITY_NAME_IMAGE_FEATURES) == 0 ||
         strcmp(r->mod, FM_MODALITY_NAME_IMAGES) == 0)
         return FM_FAIL(err, FM_ERR_FORMAT, where,
                        "column modality: \"%s\" is reserved for the note and image inputs", r->mod);
     if (r->min > r->max)
-        return FM_FAIL(err, FM_ERR_FORMAT, where, "range of '%s': min %g is above max %g", r->var, r->min, r->max);
+        return FM_FAIL(err, FM_ERR_FORMAT, where, "range of '%s': min %g is above max %g", r->var, r->min,
+                       r->max);
     int mi = fm_var_map_modality(m, r->mod);
     int is_static = strcmp(r->mod, "static") == 0;
     /* A variable may be one series channel and one static channel, not more. */
@@ -198,20 +209,24 @@ static FmStatus on_row(void *ctx, const FmCsvPos *pos, int n_fields, FmError *er
 
 static FmStatus build_lookup(FmVarMap *m, const char *path, FmError *err) {
     size_t slots = 16;
-    while (slots < (size_t)m->n_entries * 4) slots *= 2;
+    while (slots < (size_t)m->n_entries * 4)
+        slots *= 2;
     m->slot_series = fm_malloc_array(slots, sizeof(int));
     m->slot_static = fm_malloc_array(slots, sizeof(int));
     m->slot_name = fm_malloc_array(slots, sizeof(int));
     if (!m->slot_series || !m->slot_static || !m->slot_name)
         return FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory indexing the mapping");
     m->slots = slots;
-    for (size_t s = 0; s < slots; s++) m->slot_series[s] = m->slot_static[s] = m->slot_name[s] = -1;
+    for (size_t s = 0; s < slots; s++)
+        m->slot_series[s] = m->slot_static[s] = m->slot_name[s] = -1;
     for (int i = 0; i < m->n_entries; i++) {
         const char *name = m->entries[i].name;
         size_t s = find_slot(m, name, strlen(name));
         m->slot_name[s] = i;
-        if (m->mods[m->entries[i].modality].kind == FM_MODALITY_STATIC) m->slot_static[s] = i;
-        else m->slot_series[s] = i;
+        if (m->mods[m->entries[i].modality].kind == FM_MODALITY_STATIC)
+            m->slot_static[s] = i;
+        else
+            m->slot_series[s] = i;
     }
     return FM_OK;
 }
@@ -232,7 +247,8 @@ FmStatus fm_var_map_read(const char *path, FmVarMap *map, FmError *err) {
     fm_csv_reader_init(&reader);
     FmStatus st = fm_csv_read_file(&reader, path, path, FM_CSV_COMMENTS, on_field, on_row, &r, err);
     fm_csv_reader_free(&reader);
-    if (st == FM_OK && map->n_entries == 0) st = FM_FAIL(err, FM_ERR_FORMAT, path, "the mapping lists no variable");
+    if (st == FM_OK && map->n_entries == 0)
+        st = FM_FAIL(err, FM_ERR_FORMAT, path, "the mapping lists no variable");
     if (st == FM_OK) st = build_lookup(map, path, err);
     if (st != FM_OK) fm_var_map_free(map);
     return st;

@@ -17,12 +17,12 @@
 #include "src/error.h"
 
 typedef struct {
-    char *name;     /* the variable's name in the data */
-    int modality;   /* index into FmVarMap.mods */
-    int channel;    /* channel within that modality */
-    double min;     /* plausible range, inclusive; -INFINITY / +INFINITY when unbounded */
+    char *name;   /* the variable's name in the data */
+    int modality; /* index into FmVarMap.mods */
+    int channel;  /* channel within that modality */
+    double min;   /* plausible range, inclusive; -INFINITY / +INFINITY when unbounded */
     double max;
-    long line;      /* line in the mapping file, for messages */
+    long line; /* line in the mapping file, for messages */
 } FmVarEntry;
 
 typedef struct {

@@ -74,8 +74,10 @@ static void assert_same_cohort(const FmCohort *a, const FmCohort *b) {
         ck_assert_str_eq(a->split[s].name, b->split[s].name);
         ck_assert_mem_eq(a->split[s].part, b->split[s].part, (size_t)a->N);
         for (int m = 0; m < a->M; m++) {
-            ck_assert_mem_eq(a->split[s].norm.mod[m].mean, b->split[s].norm.mod[m].mean, (size_t)a->mod[m].C * sizeof(double));
-            ck_assert_mem_eq(a->split[s].norm.mod[m].std, b->split[s].norm.mod[m].std, (size_t)a->mod[m].C * sizeof(double));
+            ck_assert_mem_eq(a->split[s].norm.mod[m].mean, b->split[s].norm.mod[m].mean,
+                             (size_t)a->mod[m].C * sizeof(double));
+            ck_assert_mem_eq(a->split[s].norm.mod[m].std, b->split[s].norm.mod[m].std,
+                             (size_t)a->mod[m].C * sizeof(double));
         }
     }
     ck_assert_double_eq(a->settings.window_h, b->settings.window_h);
@@ -143,7 +145,9 @@ static void replace_i64(hid_t f, const char *name, const int64_t *v, hsize_t n) 
     ck_assert_int_eq(fm_h5_write(f, name, FM_H5_I64, 1, &n, v, 0, NULL), FM_OK);
 }
 
-static void d_missing_offset(hid_t f) { H5Ldelete(f, "modalities/vitals/offset", H5P_DEFAULT); }
+static void d_missing_offset(hid_t f) {
+    H5Ldelete(f, "modalities/vitals/offset", H5P_DEFAULT);
+}
 static void d_offset_length(hid_t f) {
     const int64_t v[5] = {0, 1, 2, 3, 3};
     replace_i64(f, "modalities/labs/offset", v, 5);
@@ -183,36 +187,51 @@ static void d_part(hid_t f) {
     H5Ldelete(f, "splits/part", H5P_DEFAULT);
     ck_assert_int_eq(fm_h5_write(f, "splits/part", FM_H5_U8, 2, d, p, 0, NULL), FM_OK);
 }
-static void d_version(hid_t f) { ck_assert_int_eq(fm_h5_attr_write_i64(f, "format_version", 2, NULL), FM_OK); }
-static void d_format(hid_t f) { ck_assert_int_eq(fm_h5_attr_write_str(f, "format", "fusemoe-model", NULL), FM_OK); }
+static void d_version(hid_t f) {
+    ck_assert_int_eq(fm_h5_attr_write_i64(f, "format_version", 2, NULL), FM_OK);
+}
+static void d_format(hid_t f) {
+    ck_assert_int_eq(fm_h5_attr_write_str(f, "format", "fusemoe-model", NULL), FM_OK);
+}
 static void d_std(hid_t f) {
     double s[5] = {1, 1, 0, 1, 1};
     hsize_t n = 5;
     H5Ldelete(f, "splits/norm/1/static/std", H5P_DEFAULT);
     ck_assert_int_eq(fm_h5_write(f, "splits/norm/1/static/std", FM_H5_F64, 1, &n, s, 0, NULL), FM_OK);
 }
-static void d_norm_channel(hid_t f) { H5Ldelete(f, "splits/norm/0/labs/channel", H5P_DEFAULT); }
+static void d_norm_channel(hid_t f) {
+    H5Ldelete(f, "splits/norm/0/labs/channel", H5P_DEFAULT);
+}
 static void d_label(hid_t f) {
     hsize_t d[2] = {2, 3};
     float v[6] = {0, NAN, 0, 1, 2, 1};
     H5Ldelete(f, "labels/value", H5P_DEFAULT);
     ck_assert_int_eq(fm_h5_write(f, "labels/value", FM_H5_F32, 2, d, v, 0, NULL), FM_OK);
 }
-static void d_label_names(hid_t f) { H5Ldelete(f, "labels/task", H5P_DEFAULT); }
+static void d_label_names(hid_t f) {
+    H5Ldelete(f, "labels/task", H5P_DEFAULT);
+}
 
 START_TEST(test_load_validation) {
     expect_load_error(d_missing_offset, FM_ERR_FORMAT, ":/modalities/vitals/offset", "missing dataset");
-    expect_load_error(d_offset_length, FM_ERR_FORMAT, ":/modalities/labs/offset", "dimension 0: expected 3, got 5");
-    expect_load_error(d_offset_decreasing, FM_ERR_FORMAT, ":/modalities/vitals/offset", "offsets decrease at stay 1");
+    expect_load_error(d_offset_length, FM_ERR_FORMAT, ":/modalities/labs/offset",
+                      "dimension 0: expected 3, got 5");
+    expect_load_error(d_offset_decreasing, FM_ERR_FORMAT, ":/modalities/vitals/offset",
+                      "offsets decrease at stay 1");
     expect_load_error(d_value_rank, FM_ERR_FORMAT, ":/modalities/vitals/value", "expected rank 2, got 1");
-    expect_load_error(d_count, FM_ERR_FORMAT, ":/modalities/vitals/count", "count of stay 0 disagrees with the offsets (4)");
+    expect_load_error(d_count, FM_ERR_FORMAT, ":/modalities/vitals/count",
+                      "count of stay 0 disagrees with the offsets (4)");
     expect_load_error(d_mask, FM_ERR_FORMAT, ":/modalities/vitals/mask", "entry 17: mask value 2");
-    expect_load_error(d_time, FM_ERR_FORMAT, ":/modalities/vitals/time", "row 3: time 49 h is outside [0, 48]");
+    expect_load_error(d_time, FM_ERR_FORMAT, ":/modalities/vitals/time",
+                      "row 3: time 49 h is outside [0, 48]");
     expect_load_error(d_part, FM_ERR_FORMAT, ":/splits/part", "split 0: part code 7");
-    expect_load_error(d_version, FM_ERR_UNSUPPORTED, "", "cohort format version 2, this build reads version 1");
+    expect_load_error(d_version, FM_ERR_UNSUPPORTED, "",
+                      "cohort format version 2, this build reads version 1");
     expect_load_error(d_format, FM_ERR_FORMAT, "", "not a cohort file (format 'fusemoe-model')");
-    expect_load_error(d_std, FM_ERR_FORMAT, ":/splits/norm/1/static", "channel 2: invalid statistics (mean 170.2, std 0)");
-    expect_load_error(d_norm_channel, FM_ERR_FORMAT, ":/splits/norm/0", "modality 'labs': channel names absent here");
+    expect_load_error(d_std, FM_ERR_FORMAT, ":/splits/norm/1/static",
+                      "channel 2: invalid statistics (mean 170.2, std 0)");
+    expect_load_error(d_norm_channel, FM_ERR_FORMAT, ":/splits/norm/0",
+                      "modality 'labs': channel names absent here");
     expect_load_error(d_label, FM_ERR_FORMAT, ":/labels/value", "entry 1 is marked known but not finite");
     expect_load_error(d_label_names, FM_ERR_FORMAT, ":/labels/task", "missing dataset");
     /* Not HDF5 at all, and no file. */
@@ -270,7 +289,8 @@ START_TEST(test_batch_contents) {
     const float hrs[4] = {73, 75, 85, 60}, ts[4] = {7.0f / 60, 0.5f, 1, 48};
     for (int l = 0; l < 4; l++) {
         ck_assert_float_eq_tol(v->time[4 + l], ts[l] / 48.0f, 1e-7);
-        ck_assert_float_eq_tol(v->value[(4 + l) * C + hr], (float)((hrs[l] - nm->mod[0].mean[hr]) / nm->mod[0].std[hr]), 1e-5);
+        ck_assert_float_eq_tol(v->value[(4 + l) * C + hr],
+                               (float)((hrs[l] - nm->mod[0].mean[hr]) / nm->mod[0].std[hr]), 1e-5);
         ck_assert_int_eq(v->mask[(4 + l) * C + hr], 1);
     }
     ck_assert_float_eq(v->time[4 + 3], 1.0f); /* 48:00 is the end of the window */
@@ -318,7 +338,8 @@ START_TEST(test_external_norm) {
     FmError err;
     ck_assert_int_eq(fm_cohort_get_norm(&c, 0, &model, &err), FM_OK);
     for (int m = 0; m < model.M; m++)
-        for (int k = 0; k < model.mod[m].C; k++) model.mod[m].mean[k] = 1.0, model.mod[m].std[k] = 2.0;
+        for (int k = 0; k < model.mod[m].C; k++)
+            model.mod[m].mean[k] = 1.0, model.mod[m].std[k] = 2.0;
     ck_assert_int_eq(fm_cohort_use_norm(&c, &model, "the model", &err), FM_OK);
     FmBatch b;
     ck_assert_int_eq(fm_cohort_batch_alloc(&c, 1, &b, &err), FM_OK);
@@ -408,7 +429,8 @@ START_TEST(test_load_alloc_failure) {
         fm_alloc_fail_after(k);
         FmStatus st = fm_cohort_load(path, &c, &err);
         fm_alloc_fail_reset();
-        ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld: status %d (%s: %s)", k, st, err.where, err.message);
+        ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld: status %d (%s: %s)", k, st, err.where,
+                      err.message);
         ck_assert_int_eq(c.N, 0);
         ck_assert_ptr_null(c.mod);
         ck_assert_ptr_null(c.stay_id);

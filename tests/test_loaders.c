@@ -83,7 +83,8 @@ START_TEST(test_csv_stream_lines) {
     FmCsvReader r;
     fm_csv_reader_init(&r);
     FmError err;
-    ck_assert_int_eq(fm_csv_read_file(&r, path, "a.csv", FM_CSV_COMMENTS, collect_field, collect_row, &c, &err), FM_OK);
+    ck_assert_int_eq(
+        fm_csv_read_file(&r, path, "a.csv", FM_CSV_COMMENTS, collect_field, collect_row, &c, &err), FM_OK);
     ck_assert_int_eq(c.n_rows, 4);
     ck_assert_int_eq(c.row_line[0], 1);
     ck_assert_int_eq(c.row_line[1], 2);
@@ -114,16 +115,19 @@ START_TEST(test_csv_stream_errors) {
     FmError err;
     /* A quote inside an unquoted field (strict mode). */
     write_text(dir, "q.csv", "a,b\n1,2\n3,x\"y\n", path, sizeof path);
-    ck_assert_int_eq(fm_csv_read_file(&r, path, "q.csv", 0, collect_field, collect_row, &c, &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(fm_csv_read_file(&r, path, "q.csv", 0, collect_field, collect_row, &c, &err),
+                     FM_ERR_FORMAT);
     ck_assert_str_eq(err.where, "q.csv:3");
     ck_assert_msg(strstr(err.message, "malformed CSV") != NULL, "%s", err.message);
     /* An unterminated quoted field at the end. */
     write_text(dir, "u.csv", "a,b\n1,\"2\n", path, sizeof path);
-    ck_assert_int_eq(fm_csv_read_file(&r, path, "u.csv", 0, collect_field, collect_row, &c, &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(fm_csv_read_file(&r, path, "u.csv", 0, collect_field, collect_row, &c, &err),
+                     FM_ERR_FORMAT);
     ck_assert_msg(strstr(err.message, "unterminated") != NULL, "%s", err.message);
     /* Empty file. */
     write_text(dir, "e.csv", "", path, sizeof path);
-    ck_assert_int_eq(fm_csv_read_file(&r, path, "e.csv", 0, collect_field, collect_row, &c, &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(fm_csv_read_file(&r, path, "e.csv", 0, collect_field, collect_row, &c, &err),
+                     FM_ERR_FORMAT);
     ck_assert_str_eq(err.where, "e.csv");
     ck_assert_str_eq(err.message, "empty file, expected a header line");
     /* Missing file. */
@@ -155,7 +159,8 @@ START_TEST(test_parse_number) {
     }
     const char *bad[] = {"1,5", "abc", "12a", "inf", "-", ".", "0x10", "1e", "1.2.3", "--1", "1 2"};
     for (int i = 0; i < 11; i++)
-        ck_assert_msg(fm_csv_parse_number(bad[i], strlen(bad[i]), &v) == FM_CSV_NUM_BAD, "accepted \"%s\"", bad[i]);
+        ck_assert_msg(fm_csv_parse_number(bad[i], strlen(bad[i]), &v) == FM_CSV_NUM_BAD, "accepted \"%s\"",
+                      bad[i]);
     /* The fast path must give exactly strtod's value: random decimals with up to 15 digits. */
     FmRng rng;
     fm_rng_seed(&rng, 11);
@@ -217,10 +222,12 @@ START_TEST(test_var_map_p12) {
     ck_assert_int_eq(map.mods[2].C, 5);
     /* All 36 P12 time-series variables plus MechVent... the data README lists 37 names with
      * Weight; every one is a series channel, and the 5 descriptors are static. */
-    const char *ts[] = {"ALP", "ALT", "AST", "Albumin", "BUN", "Bilirubin", "Cholesterol", "Creatinine", "DiasABP",
-                        "FiO2", "GCS", "Glucose", "HCO3", "HCT", "HR", "K", "Lactate", "MAP", "MechVent", "Mg",
-                        "NIDiasABP", "NIMAP", "NISysABP", "Na", "PaCO2", "PaO2", "Platelets", "RespRate", "SaO2",
-                        "SysABP", "Temp", "TroponinI", "TroponinT", "Urine", "WBC", "Weight", "pH"};
+    const char *ts[] = {
+        "ALP",       "ALT",   "AST",       "Albumin",  "BUN",       "Bilirubin", "Cholesterol", "Creatinine",
+        "DiasABP",   "FiO2",  "GCS",       "Glucose",  "HCO3",      "HCT",       "HR",          "K",
+        "Lactate",   "MAP",   "MechVent",  "Mg",       "NIDiasABP", "NIMAP",     "NISysABP",    "Na",
+        "PaCO2",     "PaO2",  "Platelets", "RespRate", "SaO2",      "SysABP",    "Temp",        "TroponinI",
+        "TroponinT", "Urine", "WBC",       "Weight",   "pH"};
     for (int i = 0; i < 37; i++) {
         int se, st;
         ck_assert_msg(fm_var_map_lookup(&map, ts[i], strlen(ts[i]), &se, &st), "%s unmapped", ts[i]);
@@ -242,14 +249,16 @@ START_TEST(test_var_map_p12) {
 }
 END_TEST
 
-static void expect_map_error(const char *dir, const char *text, const char *where_suffix, const char *message) {
+static void expect_map_error(const char *dir, const char *text, const char *where_suffix,
+                             const char *message) {
     char path[1024];
     write_text(dir, "map.csv", text, path, sizeof path);
     FmVarMap map;
     FmError err;
     fm_error_clear(&err);
     ck_assert_int_eq(fm_var_map_read(path, &map, &err), FM_ERR_FORMAT);
-    ck_assert_msg(ends_with(err.where, where_suffix), "where '%s', expected '...%s'", err.where, where_suffix);
+    ck_assert_msg(ends_with(err.where, where_suffix), "where '%s', expected '...%s'", err.where,
+                  where_suffix);
     ck_assert_msg(strstr(err.message, message) != NULL, "message '%s', expected '%s'", err.message, message);
     ck_assert_int_eq(map.n_entries, 0);
 }
@@ -257,21 +266,25 @@ static void expect_map_error(const char *dir, const char *text, const char *wher
 START_TEST(test_var_map_errors) {
     char dir[512];
     fm_test_tmpdir(dir, sizeof dir);
-    expect_map_error(dir, "variable,kind\nHR,vitals\n", "map.csv:1", "missing column 'modality' (header has: variable,kind)");
+    expect_map_error(dir, "variable,kind\nHR,vitals\n", "map.csv:1",
+                     "missing column 'modality' (header has: variable,kind)");
     expect_map_error(dir, "variable,modality,min,max\nHR,vitals,0,300\nK,labs,low,9\n", "map.csv:3",
                      "column min: expected a number, got \"low\"");
-    expect_map_error(dir, "variable,modality,min,max\nHR,vitals,300,10\n", "map.csv:2", "min 300 is above max 10");
+    expect_map_error(dir, "variable,modality,min,max\nHR,vitals,300,10\n", "map.csv:2",
+                     "min 300 is above max 10");
     expect_map_error(dir, "variable,modality\nHR,vitals\nK,labs\nHR,labs\n", "map.csv:4",
                      "variable 'HR' is already a channel of modality 'vitals' (line 2)");
     expect_map_error(dir, "variable,modality\nAge,static\nAge,static\n", "map.csv:3", "already a channel");
     expect_map_error(dir, "variable,modality\nemb,notes\n", "map.csv:2", "reserved");
     expect_map_error(dir, "variable,modality\nHR,vital signs\n", "map.csv:2", "is not a modality name");
-    expect_map_error(dir, "variable,modality\nHR\n", "map.csv:2", "expected 2 fields (as in the header), got 1");
+    expect_map_error(dir, "variable,modality\nHR\n", "map.csv:2",
+                     "expected 2 fields (as in the header), got 1");
     expect_map_error(dir, "variable,modality\n,vitals\n", "map.csv:2", "empty variable name");
     expect_map_error(dir, "variable,modality\n# nothing\n", "map.csv", "the mapping lists no variable");
     /* A comment, a unit column and empty bounds are fine. */
     char path[1024];
-    write_text(dir, "ok.csv", "# ranges\nvariable,modality,min,max,unit\nHR,vitals,,300,bpm\nAge,static,0,,y\n", path,
+    write_text(dir, "ok.csv",
+               "# ranges\nvariable,modality,min,max,unit\nHR,vitals,,300,bpm\nAge,static,0,,y\n", path,
                sizeof path);
     FmVarMap map;
     FmError err;
@@ -294,8 +307,10 @@ static FmStatus prepare_p12(const char *dirs, const char *outcomes, FmError *err
     snprintf(obuf, sizeof obuf, "%s", outcomes);
     const char *d[8], *o[8];
     int nd = 0, no = 0;
-    for (char *p = strtok(dbuf, ","); p && nd < 8; p = strtok(NULL, ",")) d[nd++] = p;
-    for (char *p = strtok(obuf, ","); p && no < 8; p = strtok(NULL, ",")) o[no++] = p;
+    for (char *p = strtok(dbuf, ","); p && nd < 8; p = strtok(NULL, ","))
+        d[nd++] = p;
+    for (char *p = strtok(obuf, ","); p && no < 8; p = strtok(NULL, ","))
+        o[no++] = p;
     FmPrepareOptions opt = fm_prepare_defaults();
     opt.p12_dirs = d;
     opt.n_p12_dirs = nd;
@@ -392,14 +407,16 @@ END_TEST
 
 /* ---- outcome and label files ---- */
 
-static void expect_outcome_error(const char *dir, const char *text, const char *where_suffix, const char *message) {
+static void expect_outcome_error(const char *dir, const char *text, const char *where_suffix,
+                                 const char *message) {
     char path[1024];
     write_text(dir, "o.txt", text, path, sizeof path);
     FmLabelTable t;
     fm_labels_init(&t);
     FmError err;
     ck_assert_int_eq(fm_labels_read_p12_outcomes(&t, path, &err), FM_ERR_FORMAT);
-    ck_assert_msg(ends_with(err.where, where_suffix), "where '%s', expected '...%s'", err.where, where_suffix);
+    ck_assert_msg(ends_with(err.where, where_suffix), "where '%s', expected '...%s'", err.where,
+                  where_suffix);
     ck_assert_msg(strstr(err.message, message) != NULL, "message '%s', expected '%s'", err.message, message);
     fm_labels_free(&t);
 }
@@ -425,16 +442,18 @@ START_TEST(test_outcomes) {
     /* The same stay in a second file. */
     ck_assert_int_eq(fm_labels_read_p12_outcomes(&t, path, &err), FM_ERR_FORMAT);
     ck_assert_msg(ends_with(err.where, "ok.txt:2"), "%s", err.where);
-    ck_assert_msg(strstr(err.message, "stay 1 already has a row (") && ends_with(err.message, "ok.txt:2)"), "%s",
-                  err.message);
+    ck_assert_msg(strstr(err.message, "stay 1 already has a row (") && ends_with(err.message, "ok.txt:2)"),
+                  "%s", err.message);
     fm_labels_free(&t);
     snprintf(text, sizeof text, "%s1,6,1,5,-1,2\n", head);
     expect_outcome_error(dir, text, "o.txt:2", "column In-hospital_death: expected 0 or 1, got \"2\"");
     snprintf(text, sizeof text, "%s1,6,1,-5,-1,0\n", head);
-    expect_outcome_error(dir, text, "o.txt:2", "column Length_of_stay: expected a number of days (-1 = unknown), got \"-5\"");
+    expect_outcome_error(dir, text, "o.txt:2",
+                         "column Length_of_stay: expected a number of days (-1 = unknown), got \"-5\"");
     snprintf(text, sizeof text, "%s1,6,1,5,-1,0\n2,6,1,5,-1,0\n1,6,1,5,-1,0\n", head);
     expect_outcome_error(dir, text, "o.txt:4", "stay 1 already has a row");
-    expect_outcome_error(dir, "RecordID,Length_of_stay\n1,5\n", "o.txt:1", "missing column 'In-hospital_death'");
+    expect_outcome_error(dir, "RecordID,Length_of_stay\n1,5\n", "o.txt:1",
+                         "missing column 'In-hospital_death'");
     snprintf(text, sizeof text, "%sx1,6,1,5,-1,0\n", head);
     expect_outcome_error(dir, text, "o.txt:2", "column RecordID: expected an integer stay id, got \"x1\"");
     fm_test_rmtree(dir);
@@ -499,7 +518,8 @@ static FmStatus prepare_long(const char *dir, const char *obs, const char *label
     char o[1024], l[1024], m[1024];
     write_text(dir, "obs.csv", obs, o, sizeof o);
     write_text(dir, "labels.csv", labels, l, sizeof l);
-    write_text(dir, "map.csv", "variable,modality,min,max\nHR,vitals,10,300\nAge,static,0,120\n", m, sizeof m);
+    write_text(dir, "map.csv", "variable,modality,min,max\nHR,vitals,10,300\nAge,static,0,120\n", m,
+               sizeof m);
     FmPrepareOptions opt = fm_prepare_defaults();
     opt.long_csv = o;
     const char *lf[] = {l};
@@ -524,21 +544,26 @@ START_TEST(test_long_csv_errors) {
     fm_test_tmpdir(dir, sizeof dir);
     const char *labels = "stay_id,mortality,los_days\n1,0,3\n2,1,5\n";
     FmError err;
-    ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1,0.5,HR,80\n2,1,HR,90\n", labels, &err), FM_OK);
+    ck_assert_int_eq(
+        prepare_long(dir, "stay_id,time_h,variable,value\n1,0.5,HR,80\n2,1,HR,90\n", labels, &err), FM_OK);
     ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable\n1,0.5,HR\n", labels, &err), FM_ERR_FORMAT);
     ck_assert_msg(ends_with(err.where, "obs.csv:1"), "%s", err.where);
     ck_assert_str_eq(err.message, "missing column 'value' (header has: stay_id,time_h,variable)");
-    ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1,0.5,HR,80\n1,1,HR,8o\n", labels, &err),
-                     FM_ERR_FORMAT);
+    ck_assert_int_eq(
+        prepare_long(dir, "stay_id,time_h,variable,value\n1,0.5,HR,80\n1,1,HR,8o\n", labels, &err),
+        FM_ERR_FORMAT);
     ck_assert_msg(ends_with(err.where, "obs.csv:3"), "%s", err.where);
     ck_assert_str_eq(err.message, "column value: expected a number, got \"8o\"");
-    ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1,0.5,HR,80\n9,1,HR,80\n", labels, &err),
-                     FM_ERR_FORMAT);
+    ck_assert_int_eq(
+        prepare_long(dir, "stay_id,time_h,variable,value\n1,0.5,HR,80\n9,1,HR,80\n", labels, &err),
+        FM_ERR_FORMAT);
     ck_assert_msg(ends_with(err.where, "obs.csv:3"), "%s", err.where);
     ck_assert_str_eq(err.message, "stay 9 has no row in the labels file");
-    ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1,01:30,HR,80\n", labels, &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1,01:30,HR,80\n", labels, &err),
+                     FM_ERR_FORMAT);
     ck_assert_str_eq(err.message, "column time_h: expected a number of hours, got \"01:30\"");
-    ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1.5,1,HR,80\n", labels, &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1.5,1,HR,80\n", labels, &err),
+                     FM_ERR_FORMAT);
     ck_assert_str_eq(err.message, "column stay_id: expected an integer stay id, got \"1.5\"");
     ck_assert_int_eq(prepare_long(dir, "stay_id,time_h,variable,value\n1,1,HR,80\n",
                                   "stay_id,mortality,los_days\n1,0,3\n1,1,5\n", &err),

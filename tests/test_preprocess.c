@@ -51,15 +51,19 @@ static int chan(const FmCohort *c, int m, const char *name) {
 }
 static int entry(const FmVarMap *map, const char *name, const char *mod) {
     for (int e = 0; e < map->n_entries; e++)
-        if (strcmp(map->entries[e].name, name) == 0 && strcmp(map->mods[map->entries[e].modality].name, mod) == 0)
+        if (strcmp(map->entries[e].name, name) == 0 &&
+            strcmp(map->mods[map->entries[e].modality].name, mod) == 0)
             return e;
     ck_abort_msg("no entry %s/%s", name, mod);
     return -1;
 }
-static int64_t obs(const FmPrepareReport *rep, int e, FmObsOutcome o) { return rep->obs[e * FM_OBS_N_OUTCOMES + o]; }
+static int64_t obs(const FmPrepareReport *rep, int e, FmObsOutcome o) {
+    return rep->obs[e * FM_OBS_N_OUTCOMES + o];
+}
 static int64_t obs_read(const FmPrepareReport *rep, int e) {
     int64_t s = 0;
-    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++) s += obs(rep, e, (FmObsOutcome)o);
+    for (int o = 0; o < FM_OBS_N_OUTCOMES; o++)
+        s += obs(rep, e, (FmObsOutcome)o);
     return s;
 }
 static float lab(const FmCohort *c, int64_t i, const char *name) {
@@ -107,9 +111,11 @@ START_TEST(test_p12_rules_on_fixture) {
     }
     ck_assert(msk(&c, V, 0, 0, temp));
     ck_assert_float_eq(val(&c, V, 0, 0, temp), 35.1f);
-    for (int r = 1; r < 4; r++) ck_assert(!msk(&c, V, 0, r, temp));
+    for (int r = 1; r < 4; r++)
+        ck_assert(!msk(&c, V, 0, r, temp));
     int observed = 0;
-    for (int k = 0; k < c.mod[V].C; k++) observed += msk(&c, V, 0, 2, k);
+    for (int k = 0; k < c.mod[V].C; k++)
+        observed += msk(&c, V, 0, 2, k);
     ck_assert_int_eq(observed, 1); /* unobserved entries have mask 0 and value 0 */
     ck_assert_float_eq(val(&c, V, 0, 2, temp), 0.0f);
     /* 100001 labs and static. */
@@ -136,7 +142,8 @@ START_TEST(test_p12_rules_on_fixture) {
     ck_assert(!msk(&c, S, 1, 0, height));
     ck_assert_float_eq(val(&c, S, 1, 0, ws), 91.5f);
     ck_assert_float_eq(val(&c, S, 1, 0, chan(&c, S, "Age")), 70);
-    for (int m = 0; m < 3; m++) ck_assert(c.mod[m].present[0] && c.mod[m].present[1]);
+    for (int m = 0; m < 3; m++)
+        ck_assert(c.mod[m].present[0] && c.mod[m].present[1]);
     /* Labels: LOS 5 and 12 days. */
     ck_assert_float_eq(lab(&c, 0, "mortality"), 0);
     ck_assert_float_eq(lab(&c, 1, "mortality"), 1);
@@ -176,7 +183,8 @@ START_TEST(test_p12_rules_on_fixture) {
     ck_assert_str_eq(rep.unmapped[0].name, "Foo");
     /* Every line is accounted for: mapped outcomes + unmapped + RecordID lines. */
     int64_t total = 0;
-    for (int e = 0; e < map.n_entries; e++) total += obs_read(&rep, e);
+    for (int e = 0; e < map.n_entries; e++)
+        total += obs_read(&rep, e);
     ck_assert_int_eq(total + rep.obs_unmapped + rep.records_read, rep.lines_read);
     fm_cohort_free(&c);
     fm_var_map_free(&map);
@@ -238,10 +246,11 @@ START_TEST(test_long_csv_rules) {
                "HR,-1,,3.0,1\n",
                ob, sizeof ob);
     write_text(dir, "labels.csv",
-               "stay_id,mortality,los_days,phe_a,phe_b,flag\n1,0,0.5,1,0,\n2,1,10,0,1,1\n3,0,2,,,\n4,,,,,\n", lb,
-               sizeof lb);
+               "stay_id,mortality,los_days,phe_a,phe_b,flag\n1,0,0.5,1,0,\n2,1,10,0,1,1\n3,0,2,,,\n4,,,,,\n",
+               lb, sizeof lb);
     write_text(dir, "map.csv",
-               "variable,modality,min,max\nHR,vitals,10,300\nWeight,vitals,20,300\nAge,static,0,120\nWeight,static,20,300\n",
+               "variable,modality,min,max\nHR,vitals,10,300\nWeight,vitals,20,300\nAge,static,0,120\nWeight,"
+               "static,20,300\n",
                mp, sizeof mp);
     FmPrepareOptions o = fm_prepare_defaults();
     o.long_csv = ob;
@@ -319,7 +328,8 @@ START_TEST(test_unmapped_names_and_empty_cohort) {
     ck_assert_ptr_nonnull(text);
     size_t used = (size_t)snprintf(text, 200000, "stay_id,time_h,variable,value\n1,1,HR,80\n");
     for (int rep = 0; rep < 3; rep++)
-        for (int k = 0; k < 300; k++) used += (size_t)snprintf(text + used, 200000 - used, "1,1,item%d,%d\n", k, rep);
+        for (int k = 0; k < 300; k++)
+            used += (size_t)snprintf(text + used, 200000 - used, "1,1,item%d,%d\n", k, rep);
     write_text(dir, "obs.csv", text, ob, sizeof ob);
     fm_free(text);
     write_text(dir, "labels.csv", "stay_id,mortality,los_days\n1,0,3\n", lb, sizeof lb);
@@ -349,8 +359,9 @@ START_TEST(test_unmapped_names_and_empty_cohort) {
     /* Every value out of range: nothing is left. */
     write_text(dir, "map.csv", "variable,modality,min,max\nHR,vitals,100,300\n", mp, sizeof mp);
     ck_assert_int_eq(fm_prepare_run(&o, &c, &map, &rep, &err), FM_ERR_CONFIG);
-    ck_assert_str_eq(err.message, "no stay remains: all 1 were dropped (0 without time series, 1 without a valid "
-                                  "observation; check the mapping and the window)");
+    ck_assert_str_eq(err.message,
+                     "no stay remains: all 1 were dropped (0 without time series, 1 without a valid "
+                     "observation; check the mapping and the window)");
     fm_test_rmtree(dir);
 }
 END_TEST
@@ -436,7 +447,8 @@ START_TEST(test_builder_events) {
     t.stay_id = fm_calloc(1, sizeof(int64_t));
     t.time_h = fm_calloc(1, sizeof(float));
     t.values = fm_calloc(4, sizeof(float));
-    ck_assert_int_eq(fm_builder_add_events(&b, "images", FM_MODALITY_IMAGES, 3, &t, "idx.csv", &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(fm_builder_add_events(&b, "images", FM_MODALITY_IMAGES, 3, &t, "idx.csv", &err),
+                     FM_ERR_FORMAT);
     ck_assert_str_eq(err.message, "images have 4 pixels, expected 3 x 3");
     t.n = 1;
     t.dim = 2;
@@ -444,7 +456,8 @@ START_TEST(test_builder_events) {
     t.time_h = fm_calloc(1, sizeof(float));
     t.values = fm_calloc(2, sizeof(float));
     t.time_h[0] = NAN;
-    ck_assert_int_eq(fm_builder_add_events(&b, "notes", FM_MODALITY_EVENTS, 0, &t, "n.h5", &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(fm_builder_add_events(&b, "notes", FM_MODALITY_EVENTS, 0, &t, "n.h5", &err),
+                     FM_ERR_FORMAT);
     ck_assert_str_eq(err.where, "n.h5");
     ck_assert_str_eq(err.message, "row 0 (stay 0): time is not a finite number");
     fm_builder_free(&b);
@@ -457,7 +470,8 @@ END_TEST
 /* ---- splits ---- */
 
 static void strata(uint8_t *s, int64_t N) {
-    for (int64_t i = 0; i < N; i++) s[i] = i % 7 == 0 ? 1 : (i % 53 == 0 ? 2 : 0);
+    for (int64_t i = 0; i < N; i++)
+        s[i] = i % 7 == 0 ? 1 : (i % 53 == 0 ? 2 : 0);
 }
 
 START_TEST(test_splits_repeated) {
@@ -483,7 +497,8 @@ START_TEST(test_splits_repeated) {
         if (r) ck_assert_int_ne(memcmp(a[r].part, a[0].part, N), 0);
         /* Stratified: per stratum, val and test are round(10 %) each. */
         int64_t count[3][4] = {{0}}, size[3] = {0};
-        for (int i = 0; i < N; i++) count[st[i]][a[r].part[i]]++, size[st[i]]++;
+        for (int i = 0; i < N; i++)
+            count[st[i]][a[r].part[i]]++, size[st[i]]++;
         for (int g = 0; g < 3; g++) {
             ck_assert_int_eq(count[g][FM_PART_VAL], llround(0.1 * (double)size[g]));
             ck_assert_int_eq(count[g][FM_PART_TEST], llround(0.1 * (double)size[g]));
@@ -500,9 +515,10 @@ START_TEST(test_splits_repeated) {
     char text[64];
     fm_splits_describe(&spec, text, sizeof text);
     ck_assert_str_eq(text, "repeated:2:0.7,0.15,0.15");
-    const char *bad[] = {"repeated", "repeated:0", "repeated:2:0.5,0.5", "repeated:2:0.5,0.3,0.3", "kfold:2", "kfold:x",
-                         "random:3", "repeated:3x"};
-    for (int i = 0; i < 8; i++) ck_assert_msg(fm_splits_parse(bad[i], &spec, &err) == FM_ERR_ARG, "accepted %s", bad[i]);
+    const char *bad[] = {"repeated", "repeated:0", "repeated:2:0.5,0.5", "repeated:2:0.5,0.3,0.3",
+                         "kfold:2",  "kfold:x",    "random:3",           "repeated:3x"};
+    for (int i = 0; i < 8; i++)
+        ck_assert_msg(fm_splits_parse(bad[i], &spec, &err) == FM_ERR_ARG, "accepted %s", bad[i]);
 }
 END_TEST
 
@@ -527,7 +543,8 @@ START_TEST(test_splits_kfold) {
             ck_assert_int_ne(s[f].part[i], FM_PART_NONE);
         }
     }
-    for (int i = 0; i < N; i++) ck_assert_int_eq(tests[i], 1);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tests[i], 1);
     for (int f = 1; f < 5; f++) {
         ck_assert_int_le(llabs(fold_size[f] - fold_size[0]), 1);
         ck_assert_int_le(llabs(fold_deaths[f] - fold_deaths[0]), 1);
@@ -540,7 +557,8 @@ START_TEST(test_split_file) {
     char dir[512], path[1024];
     fm_test_tmpdir(dir, sizeof dir);
     const int64_t ids[] = {10, 11, 12};
-    write_text(dir, "s.csv", "a,stay_id,b\ntrain,10,test\nval,11,\ntest,12,train\ntrain,99,val\n", path, sizeof path);
+    write_text(dir, "s.csv", "a,stay_id,b\ntrain,10,test\nval,11,\ntest,12,train\ntrain,99,val\n", path,
+               sizeof path);
     FmCohortSplit *s;
     int n;
     int64_t ignored;
@@ -550,7 +568,8 @@ START_TEST(test_split_file) {
     ck_assert_int_eq(ignored, 1);
     ck_assert_str_eq(s[0].name, "a");
     ck_assert_str_eq(s[1].name, "b");
-    const uint8_t want_a[] = {FM_PART_TRAIN, FM_PART_VAL, FM_PART_TEST}, want_b[] = {FM_PART_TEST, FM_PART_NONE, FM_PART_TRAIN};
+    const uint8_t want_a[] = {FM_PART_TRAIN, FM_PART_VAL, FM_PART_TEST},
+                  want_b[] = {FM_PART_TEST, FM_PART_NONE, FM_PART_TRAIN};
     ck_assert_mem_eq(s[0].part, want_a, 3);
     ck_assert_mem_eq(s[1].part, want_b, 3);
     fm_splits_free(s, n);
@@ -619,7 +638,8 @@ START_TEST(test_prepare_alloc_failure) {
         fm_alloc_fail_after(k);
         FmStatus st = run_small(&c, &map, &rep, &err);
         fm_alloc_fail_reset();
-        ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld: status %d (%s: %s)", k, st, err.where, err.message);
+        ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld: status %d (%s: %s)", k, st, err.where,
+                      err.message);
         ck_assert_ptr_null(c.mod);
         ck_assert_ptr_null(map.entries);
         ck_assert_ptr_null(rep.obs);
@@ -660,12 +680,15 @@ START_TEST(test_p12_full_counts) {
     ck_assert_int_eq(c.N, 7990);
     const int64_t empty[] = {140501, 140936, 141264, 142731, 142998, 143656, 145611, 147514, 150309, 150649};
     for (int64_t i = 0; i < c.N; i++)
-        for (int k = 0; k < 10; k++) ck_assert_int_ne(c.stay_id[i], empty[k]);
+        for (int k = 0; k < 10; k++)
+            ck_assert_int_ne(c.stay_id[i], empty[k]);
     /* Time-series observations: every line but the 6 descriptor lines of each record. */
     int64_t series = 0, statics = 0;
     for (int e = 0; e < map.n_entries; e++) {
-        if (map.mods[map.entries[e].modality].kind == FM_MODALITY_STATIC) statics += obs_read(&rep, e);
-        else series += obs_read(&rep, e);
+        if (map.mods[map.entries[e].modality].kind == FM_MODALITY_STATIC)
+            statics += obs_read(&rep, e);
+        else
+            series += obs_read(&rep, e);
     }
     ck_assert_int_eq(statics, 5 * 8000);
     ck_assert_int_eq(series, 1757980 + 1762535 - 6 * 8000);
@@ -686,7 +709,8 @@ START_TEST(test_p12_full_counts) {
     ck_assert_int_eq(obs(&rep, entry(&map, "Height", "static"), FM_OBS_SENTINEL), 3824);
     ck_assert_int_eq(obs(&rep, entry(&map, "Weight", "static"), FM_OBS_SENTINEL), 673);
     ck_assert_int_ge(obs(&rep, entry(&map, "Temp", "vitals"), FM_OBS_BELOW_RANGE), 41);
-    for (int e = 0; e < map.n_entries; e++) ck_assert_int_eq(obs(&rep, e, FM_OBS_AFTER_WINDOW), 0);
+    for (int e = 0; e < map.n_entries; e++)
+        ck_assert_int_eq(obs(&rep, e, FM_OBS_AFTER_WINDOW), 0);
     fm_cohort_free(&c);
     fm_var_map_free(&map);
     fm_report_free(&rep);
@@ -730,17 +754,19 @@ START_TEST(test_cli_prepare) {
     char dir[512], cmd[4096], path[1024];
     fm_test_tmpdir(dir, sizeof dir);
     /* A structural error: exit 1, the message on stderr, nothing written. */
-    snprintf(cmd, sizeof cmd,
-             "%s prepare --p12 tests/fixtures/p12_bad/comma_value --outcomes tests/fixtures/p12_bad/Outcomes.txt "
-             "--out %s/out/c.h5 2> %s/err.txt > /dev/null",
-             CLI, dir, dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s prepare --p12 tests/fixtures/p12_bad/comma_value --outcomes tests/fixtures/p12_bad/Outcomes.txt "
+        "--out %s/out/c.h5 2> %s/err.txt > /dev/null",
+        CLI, dir, dir);
     snprintf(path, sizeof path, "%s/out", dir);
     mkdir(path, 0755);
     ck_assert_int_eq(run_cmd(cmd), 1);
     ck_assert_int_eq(dir_entries(path), 0);
     snprintf(path, sizeof path, "%s/err.txt", dir);
-    ck_assert_str_eq(slurp(path), "fusemoe prepare: tests/fixtures/p12_bad/comma_value/132539.txt:17: column Value: "
-                                  "expected a number, got \"1,5\"\n");
+    ck_assert_str_eq(slurp(path),
+                     "fusemoe prepare: tests/fixtures/p12_bad/comma_value/132539.txt:17: column Value: "
+                     "expected a number, got \"1,5\"\n");
     /* Usage errors: exit 2. */
     snprintf(cmd, sizeof cmd, "%s prepare --p12 x 2>/dev/null", CLI);
     ck_assert_int_eq(run_cmd(cmd), 2);

@@ -63,8 +63,8 @@ int main(int argc, char **argv) {
     qsort(t, REPEATS, sizeof *t, cmp_double);
     printf("bench_prepare: P12 sets A+B: %lld lines, %lld records -> %lld stays\n", (long long)rep.lines_read,
            (long long)rep.records_read, (long long)c.N);
-    printf("  read + prepare (C, 1 thread)      best %.3f s  median %.3f s  (%d runs; %.1f M lines/s)\n", t[0],
-           t[REPEATS / 2], REPEATS, (double)rep.lines_read / t[0] / 1e6);
+    printf("  read + prepare (C, 1 thread)      best %.3f s  median %.3f s  (%d runs; %.1f M lines/s)\n",
+           t[0], t[REPEATS / 2], REPEATS, (double)rep.lines_read / t[0] / 1e6);
 
     char path[256];
     snprintf(path, sizeof path, "/tmp/bench_prepare_%ld.h5", (long)getpid());
@@ -115,7 +115,8 @@ int main(int argc, char **argv) {
         pclose(p);
     }
     if (t_pd > 0) {
-        printf("  pandas read_csv per record + concat  %.3f s  (%lld rows; reading only, no cleaning)\n", t_pd, rows);
+        printf("  pandas read_csv per record + concat  %.3f s  (%lld rows; reading only, no cleaning)\n",
+               t_pd, rows);
         printf("  ratio pandas / C read+prepare     %.1fx\n", t_pd / t[0]);
     } else {
         printf("  pandas: not measured (needs /usr/bin/python3 with pandas)\n");
