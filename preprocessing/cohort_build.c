@@ -204,8 +204,7 @@ FmStatus fm_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityK
             md->group_start[group_of[i] + 1]++;
         for (int g = 0; g < md->n_groups; g++)
             md->group_start[g + 1] += md->group_start[g];
-        /* Fill using group_of as a cursor per group would need another array: reuse group_used
-         * temporarily is too small, so walk with a copy of the starts held in group_of's place. */
+        /* Place the rows with a moving cursor per group (a copy of the group starts). */
         int64_t *cursor = fm_malloc_array((size_t)md->n_groups + 1, sizeof *cursor);
         if (!cursor) {
             st = nomem(err);
@@ -277,7 +276,7 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
     memset(b->stay_counts, 0, (size_t)map->n_entries * NOUT * sizeof *b->stay_counts);
     int64_t *cnt = b->stay_counts;
 
-    /* Static candidates live in a small fixed buffer: the static modality has C <= max_C. */
+    /* Static candidates, one per static channel (the builder's buffer holds max_C). */
     int ms = fm_var_map_modality(map, "static");
     StaticBest *best = b->static_best;
     int Cs = ms >= 0 ? map->mods[ms].C : 0;

@@ -134,7 +134,7 @@ FmStatus fm_long_csv_read(const char *path, const FmLongCsvOptions *opt, FmCohor
             start[r.row_of[i] + 1]++;
         for (size_t k = 0; k < labels->n; k++)
             start[k + 1] += start[k];
-        /* Place with a moving cursor kept in first_line's slot would lose it; use r.row_of. */
+        /* Place each observation with a moving cursor per labels row. */
         int64_t *cursor = fm_malloc_array(nl + 1, sizeof *cursor);
         if (!cursor) {
             st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory grouping observations");
