@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "preprocessing/cohort_build.h"
+#include "preprocessing/image_features_h5.h"
+#include "preprocessing/notes_h5.h"
+#include "preprocessing/png_image.h"
 #include "preprocessing/prepare.h"
 #include "preprocessing/splits.h"
 #include "src/alloc.h"
@@ -467,6 +470,157 @@ START_TEST(test_builder_events) {
 }
 END_TEST
 
+/* Note embeddings, image features and image pixels through fm_prepare_run, written with the
+ * readers' own writers; then a batch (notes standardised, pixels passed through). */
+static void event_table(FmEventTable *t, int n, int dim, const int64_t *ids, const float *times, const float *v) {
+    t->n = (size_t)n;
+    t->dim = dim;
+    t->stay_id = fm_malloc_array((size_t)n, sizeof(int64_t));
+    t->time_h = fm_malloc_array((size_t)n, sizeof(float));
+    t->values = fm_malloc_array((size_t)n * (size_t)dim, sizeof(float));
+    ck_assert(t->stay_id && t->time_h && t->values);
+    memcpy(t->stay_id, ids, (size_t)n * sizeof(int64_t));
+    memcpy(t->time_h, times, (size_t)n * sizeof(float));
+    memcpy(t->values, v, (size_t)n * (size_t)dim * sizeof(float));
+}
+
+START_TEST(test_prepare_with_notes_and_images) {
+    char dir[512], ob[1024], lb[1024], mp[1024], notes[1024], feats[1024], index[1024], png[1100];
+    fm_test_tmpdir(dir, sizeof dir);
+    write_text(dir, "obs.csv", "stay_id,time_h,variable,value\n1,1,HR,80\n2,2,HR,90\n3,3,HR,100\n", ob, sizeof ob);
+    write_text(dir, "labels.csv", "stay_id,mortality,los_days\n1,0,3\n2,1,5\n3,0,9\n4,0,1\n", lb, sizeof lb);
+    write_text(dir, "map.csv", "variable,modality\nHR,vitals\n", mp, sizeof mp);
+    FmEventTable t;
+    FmError err;
+    const int64_t nid[] = {2, 1, 1, 9, 4, 1};
+    const float nt[] = {5, 3, 1, 1, 2, 60}, nv[] = {1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 1, 1};
+    event_table(&t, 6, 2, nid, nt, nv);
+    snprintf(notes, sizeof notes, "%s/notes.h5", dir);
+    ck_assert_int_eq(fm_notes_write_h5(notes, &t, &err), FM_OK);
+    fm_event_table_free(&t);
+    const int64_t fid[] = {3};
+    const float ft[] = {10}, fv[] = {0.5f};
+    event_table(&t, 1, 1, fid, ft, fv);
+    snprintf(feats, sizeof feats, "%s/feats.h5", dir);
+    ck_assert_int_eq(fm_image_features_write_h5(feats, &t, &err), FM_OK);
+    fm_event_table_free(&t);
+    /* Two 4 x 4 PNGs: all white, and white with a black top-left 2 x 2 block. At S = 2 each
+     * output pixel is the mean of a 2 x 2 block. */
+    uint8_t white[16], corner[16];
+    for (int k = 0; k < 16; k++) white[k] = 255, corner[k] = (k % 4 < 2 && k / 4 < 2) ? 0 : 255;
+    snprintf(png, sizeof png, "%s/a.png", dir);
+    ck_assert_int_eq(fm_png_write_gray8(png, white, 4, 4, &err), FM_OK);
+    snprintf(png, sizeof png, "%s/b.png", dir);
+    ck_assert_int_eq(fm_png_write_gray8(png, corner, 4, 4, &err), FM_OK);
+    write_text(dir, "index.csv", "stay_id,time_h,path\n1,12,a.png\n3,0,b.png\n", index, sizeof index);
+
+    FmPrepareOptions o = fm_prepare_defaults();
+    o.long_csv = ob;
+    const char *lf[] = {lb};
+    o.label_files = lf;
+    o.n_label_files = 1;
+    o.mapping = mp;
+    o.notes_h5 = notes;
+    o.image_features_h5 = feats;
+    o.image_index = index;
+    o.image_size = 2;
+    o.splits.n = 1;
+    o.splits.frac[0] = 1.0; /* every stay in training */
+    o.splits.frac[1] = o.splits.frac[2] = 0.0;
+    FmCohort c;
+    FmVarMap map;
+    FmPrepareReport rep;
+    ck_assert_msg(fm_prepare_run(&o, &c, &map, &rep, &err) == FM_OK, "%s: %s", err.where, err.message);
+    ck_assert_int_eq(c.N, 4); /* stay 4 is kept by its note alone */
+    ck_assert_int_eq(c.M, 4);
+    ck_assert_str_eq(c.mod[1].name, "notes");
+    ck_assert_str_eq(c.mod[2].name, "image_features");
+    ck_assert_str_eq(c.mod[3].name, "images");
+    const FmCohortModality *n = &c.mod[1], *f = &c.mod[2], *im = &c.mod[3];
+    ck_assert_int_eq(n->kind, FM_MODALITY_EVENTS);
+    ck_assert_int_eq(im->kind, FM_MODALITY_IMAGES);
+    ck_assert_int_eq(im->image_size, 2);
+    ck_assert_int_eq(im->C, 4);
+    const int32_t want_n[] = {2, 1, 0, 1}, want_f[] = {0, 0, 1, 0}, want_i[] = {1, 0, 1, 0};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(n->count[i], want_n[i]);
+        ck_assert_int_eq(f->count[i], want_f[i]);
+        ck_assert_int_eq(im->count[i], want_i[i]);
+        ck_assert_int_eq(n->present[i], want_n[i] > 0);
+    }
+    ck_assert(!c.mod[0].present[3]);
+    const float want_nt[] = {1, 3, 5, 2}, want_nv[] = {5, 6, 3, 4, 1, 2, 7, 8};
+    for (int r = 0; r < 4; r++) ck_assert_float_eq(n->time[r], want_nt[r]);
+    for (int k = 0; k < 8; k++) ck_assert_float_eq(n->value[k], want_nv[k]);
+    ck_assert_float_eq(f->value[0], 0.5f);
+    ck_assert_float_eq(im->time[0], 12);
+    const float want_px[] = {1, 1, 1, 1, 0, 1, 1, 1};
+    for (int k = 0; k < 8; k++) ck_assert_float_eq_tol(im->value[k], want_px[k], 1e-6);
+    ck_assert_int_eq(rep.n_event_mods, 3);
+    ck_assert_str_eq(rep.event_name[0], "notes");
+    ck_assert_int_eq(rep.events_read[0], 6);
+    ck_assert_int_eq(rep.events[0][FM_EVENT_KEPT], 4);
+    ck_assert_int_eq(rep.events[0][FM_EVENT_AFTER_WINDOW], 1);
+    ck_assert_int_eq(rep.events[0][FM_EVENT_UNKNOWN_STAY], 1);
+    ck_assert_int_eq(rep.events[2][FM_EVENT_KEPT], 2);
+    /* Notes are standardised with the training statistics; pixels are not. */
+    const FmNormModality *nn = &c.split[0].norm.mod[1];
+    ck_assert_double_eq_tol(nn->mean[0], (5 + 3 + 1 + 7) / 4.0, 1e-9);
+    ck_assert_int_eq(c.split[0].norm.mod[3].standardise, 0);
+    FmBatch b;
+    ck_assert_int_eq(fm_cohort_batch_alloc(&c, 4, &b, &err), FM_OK);
+    const int64_t idx[] = {0, 1, 2, 3};
+    ck_assert_int_eq(fm_cohort_make_batch(&c, 0, idx, 4, &b, &err), FM_OK);
+    ck_assert_int_eq(b.mod[1].max_L, 2);
+    ck_assert_float_eq_tol(b.mod[1].value[0], (float)((5 - nn->mean[0]) / nn->std[0]), 1e-6);
+    ck_assert_int_eq(b.mod[1].mask[0], 1);
+    ck_assert_int_eq(b.mod[1].mask[2 * 2 + 1], 0); /* stay 2's padding row */
+    ck_assert_float_eq_tol(b.mod[1].time[1], 3.0f / 48, 1e-7);
+    ck_assert_int_eq(b.mod[3].max_L, 1);
+    ck_assert_float_eq_tol(b.mod[3].value[2 * 4 + 0], 0.0f, 1e-6); /* stay 3's first pixel */
+    ck_assert_float_eq_tol(b.mod[3].value[2 * 4 + 1], 1.0f, 1e-6);
+    ck_assert(!b.mod[3].present[1]);
+    fm_cohort_batch_free(&b);
+    /* Through the file and back. */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/c.h5", dir);
+    ck_assert_int_eq(fm_cohort_save(&c, path, &err), FM_OK);
+    FmCohort d;
+    ck_assert_int_eq(fm_cohort_load(path, &d, &err), FM_OK);
+    ck_assert_int_eq(d.mod[3].image_size, 2);
+    ck_assert_ptr_null(d.mod[1].mask);
+    ck_assert_mem_eq(d.mod[3].value, im->value, 8 * sizeof(float));
+    fm_cohort_free(&d);
+    fm_cohort_free(&c);
+    fm_var_map_free(&map);
+    fm_report_free(&rep);
+    /* Every allocation failure with event inputs is reported and cleaned up. */
+    fm_alloc_fail_reset();
+    ck_assert_int_eq(fm_prepare_run(&o, &c, &map, &rep, &err), FM_OK);
+    long calls = fm_alloc_calls();
+    fm_cohort_free(&c);
+    fm_var_map_free(&map);
+    fm_report_free(&rep);
+    for (long k = 1; k <= calls; k++) {
+        fm_alloc_fail_after(k);
+        FmStatus st = fm_prepare_run(&o, &c, &map, &rep, &err);
+        fm_alloc_fail_reset();
+        ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld of %ld: status %d (%s: %s)", k, calls, st, err.where,
+                      err.message);
+        ck_assert_ptr_null(c.mod);
+    }
+    /* A reader's error comes through with its file and dataset. */
+    write_text(dir, "notes.h5", "not hdf5", NULL, 0);
+    ck_assert_int_eq(fm_prepare_run(&o, &c, &map, &rep, &err), FM_ERR_FORMAT);
+    ck_assert_str_eq(err.where, notes);
+    write_text(dir, "index.csv", "stay_id,time_h,path\n1,12,missing.png\n", NULL, 0);
+    o.notes_h5 = NULL;
+    ck_assert_int_eq(fm_prepare_run(&o, &c, &map, &rep, &err), FM_ERR_IO);
+    ck_assert_msg(strstr(err.where, "index.csv:2") != NULL, "%s", err.where);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 /* ---- splits ---- */
 
 static void strata(uint8_t *s, int64_t N) {
@@ -814,6 +968,7 @@ static Suite *preprocess_suite(void) {
     tcase_add_test(tc, test_long_csv_rules);
     tcase_add_test(tc, test_unmapped_names_and_empty_cohort);
     tcase_add_test(tc, test_builder_events);
+    tcase_add_test(tc, test_prepare_with_notes_and_images);
     tcase_add_test(tc, test_splits_repeated);
     tcase_add_test(tc, test_splits_kfold);
     tcase_add_test(tc, test_split_file);
