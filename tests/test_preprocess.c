@@ -2,6 +2,7 @@
  * dropped stays, labels, events, splits, the report's counts, the full P12 sets A+B against the
  * data README, and the `fusemoe prepare` command (exit codes, messages, no partial output). */
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -801,6 +802,132 @@ START_TEST(test_prepare_alloc_failure) {
 }
 END_TEST
 
+/* ---- real PhysioNet 2012 records ---- */
+
+/* The first 25 records of set A, prepared and compared with a plain re-reading of the files
+ * (fgets and strtod, the rules applied one observation at a time): every series value of
+ * every stay must be the mean of the valid values of its variable at its time. */
+START_TEST(test_p12_subset_against_plain_reading) {
+    char dir[512], sub[600], src[PATH_MAX], dst[PATH_MAX + 64], outcomes[1024];
+    const char *sh = fm_test_shared_dir();
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(sub, sizeof sub, "%s/set-a", dir);
+    mkdir(sub, 0755);
+    char rel[1024];
+    snprintf(rel, sizeof rel, "%s/data/physionet2012/set-a", sh);
+    ck_assert_msg(realpath(rel, src) != NULL, "%s: not found (is FUSEMOE_SHARED set?)", rel);
+    DIR *d = opendir(src);
+    ck_assert_msg(d != NULL, "%s: cannot open (is FUSEMOE_SHARED set?)", src);
+    char names[4096][16];
+    int n_names = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n_names < 4096)
+        if (strstr(e->d_name, ".txt")) snprintf(names[n_names++], sizeof names[0], "%s", e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n_names, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    enum { K = 25 };
+    for (int i = 0; i < K; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", sub, names[i]);
+        char target[PATH_MAX + 64];
+        snprintf(target, sizeof target, "%s/%s", src, names[i]);
+        ck_assert_int_eq(symlink(target, dst), 0);
+    }
+    snprintf(outcomes, sizeof outcomes, "%s/data/physionet2012/Outcomes-a.txt", sh);
+    FmPrepareOptions o = fm_prepare_defaults();
+    const char *dd[] = {sub}, *ff[] = {outcomes};
+    o.p12_dirs = dd;
+    o.n_p12_dirs = 1;
+    o.outcome_files = ff;
+    o.n_outcome_files = 1;
+    FmCohort c;
+    FmVarMap map;
+    FmPrepareReport rep;
+    FmError err;
+    ck_assert_msg(fm_prepare_run(&o, &c, &map, &rep, &err) == FM_OK, "%s: %s", err.where, err.message);
+    ck_assert_int_eq(rep.records_read, K);
+    ck_assert_int_eq(rep.outcomes_without_stay, 4000 - K);
+    int64_t checked = 0, lines = 0;
+    for (int i = 0; i < K; i++) {
+        int64_t id = strtoll(names[i], NULL, 10), ci = -1;
+        for (int64_t j = 0; j < c.N; j++)
+            if (c.stay_id[j] == id) ci = j;
+        snprintf(dst, sizeof dst, "%s/%s", sub, names[i]);
+        FILE *f = fopen(dst, "r");
+        ck_assert_ptr_nonnull(f);
+        static struct {
+            int m, ch;
+            float t;
+            double v;
+        } ob[4096];
+        int n = 0, seen_desc[5] = {0};
+        char line[256];
+        const char *desc[5] = {"Age", "Gender", "Height", "ICUType", "Weight"};
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, f)); /* header */
+        while (fgets(line, sizeof line, f)) {
+            lines++;
+            char *tm = strtok(line, ","), *par = strtok(NULL, ","), *val = strtok(NULL, ",\r\n");
+            ck_assert(tm && par && val);
+            int hh, mm;
+            ck_assert_int_eq(sscanf(tm, "%d:%d", &hh, &mm), 2);
+            float t = (float)(hh + mm / 60.0);
+            double v = strtod(val, NULL);
+            int is_desc = 0;
+            for (int k = 0; k < 5; k++)
+                if (t == 0 && strcmp(par, desc[k]) == 0 && !seen_desc[k]) is_desc = 1, seen_desc[k] = 1;
+            if (is_desc || strcmp(par, "RecordID") == 0) continue;
+            for (int m = 0; m < c.M; m++) {
+                if (c.mod[m].kind != FM_MODALITY_SERIES) continue;
+                for (int ch = 0; ch < c.mod[m].C; ch++) {
+                    if (strcmp(c.mod[m].channel[ch], par) != 0) continue;
+                    if (v == -1 || t > 48 || v < c.mod[m].range_min[ch] || v > c.mod[m].range_max[ch]) continue;
+                    ck_assert_int_lt(n, 4096);
+                    ob[n].m = m, ob[n].ch = ch, ob[n].t = t, ob[n].v = (float)v, n++;
+                }
+            }
+        }
+        fclose(f);
+        if (ci < 0) {
+            ck_assert_int_eq(n, 0); /* only a stay without valid observations may be missing */
+            continue;
+        }
+        for (int m = 0; m < c.M; m++) {
+            if (c.mod[m].kind != FM_MODALITY_SERIES) continue;
+            for (int ch = 0; ch < c.mod[m].C; ch++) {
+                int rows = 0;
+                for (int r = 0; r < c.mod[m].count[ci]; r++) {
+                    if (!msk(&c, m, ci, r, ch)) continue;
+                    rows++;
+                    double sum = 0;
+                    int k = 0;
+                    for (int q = 0; q < n; q++)
+                        if (ob[q].m == m && ob[q].ch == ch && ob[q].t == tim(&c, m, ci, r)) sum += ob[q].v, k++;
+                    ck_assert_msg(k > 0, "stay %lld %s at %g h: not in the file", (long long)id,
+                                  c.mod[m].channel[ch], tim(&c, m, ci, r));
+                    ck_assert_float_eq_tol(val(&c, m, ci, r, ch), (float)(sum / k), 1e-4);
+                    checked++;
+                }
+                /* as many rows as distinct valid times */
+                int distinct = 0;
+                for (int q = 0; q < n; q++) {
+                    if (ob[q].m != m || ob[q].ch != ch) continue;
+                    int first = 1;
+                    for (int p = 0; p < q; p++)
+                        if (ob[p].m == m && ob[p].ch == ch && ob[p].t == ob[q].t) first = 0;
+                    distinct += first;
+                }
+                ck_assert_int_eq(rows, distinct);
+            }
+        }
+    }
+    ck_assert_int_eq(lines, rep.lines_read);
+    ck_assert_int_gt(checked, 5000);
+    fm_cohort_free(&c);
+    fm_var_map_free(&map);
+    fm_report_free(&rep);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 /* ---- the real PhysioNet 2012 sets A and B against the data README ---- */
 
 START_TEST(test_p12_full_counts) {
@@ -974,6 +1101,7 @@ static Suite *preprocess_suite(void) {
     tcase_add_test(tc, test_split_file);
     tcase_add_test(tc, test_prepare_norm_on_train_only);
     tcase_add_test(tc, test_prepare_alloc_failure);
+    tcase_add_test(tc, test_p12_subset_against_plain_reading);
     tcase_add_test(tc, test_p12_full_counts);
     tcase_add_test(tc, test_cli_prepare);
     suite_add_tcase(s, tc);
