@@ -30,6 +30,7 @@
 
 #include "preprocessing/cohort.h"
 #include "preprocessing/h5_strings.h"
+#include "preprocessing/id_index.h"
 #include "preprocessing/modality.h"
 #include "preprocessing/splits.h"
 #include "src/alloc.h"
@@ -345,6 +346,19 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
     if (c->N != n_stays)
         return BAD(ld, "stay_id", "expected %lld stays (n_stays), got %lld", (long long)n_stays,
                    (long long)c->N);
+    {
+        FmIdIndex ids;
+        fm_id_index_init(&ids);
+        for (int64_t i = 0; i < c->N && st == FM_OK; i++) {
+            int32_t first;
+            st = fm_id_index_put(&ids, c->stay_id[i], (int32_t)i, &first, err);
+            if (st == FM_OK && first >= 0)
+                st = BAD(ld, "stay_id", "stay %lld appears twice (rows %d and %lld)",
+                         (long long)c->stay_id[i], first, (long long)i);
+        }
+        fm_id_index_free(&ids);
+        if (st != FM_OK) return st;
+    }
 
     /* labels */
     size_t n;
@@ -379,6 +393,12 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
     fm_h5_strings_free(names, L);
     fm_h5_strings_free(kinds, L);
     fm_h5_strings_free(tasks, L);
+    for (size_t l = 0; st == FM_OK && l < L; l++)
+        for (size_t k = 0; k < l; k++)
+            if (strcmp(c->label_info[l].name, c->label_info[k].name) == 0) {
+                st = BAD(ld, "labels/name", "label '%s' appears twice", c->label_info[l].name);
+                break;
+            }
     if (st != FM_OK) return st;
     d2[0] = (hsize_t)c->N;
     d2[1] = (hsize_t)L;

@@ -188,7 +188,8 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
         FmEventTable t;
         st = fm_notes_read_h5(o->notes_h5, &t, err);
         if (st == FM_OK)
-            st = fm_builder_add_events(&b, FM_MODALITY_NAME_NOTES, FM_MODALITY_EVENTS, 0, &t, o->notes_h5, err);
+            st = fm_builder_add_events(&b, FM_MODALITY_NAME_NOTES, FM_MODALITY_EVENTS, 0, &t, o->notes_h5,
+                                       err);
     }
     if (st == FM_OK && o->image_features_h5) {
         FmEventTable t;

@@ -211,6 +211,10 @@ static void d_label(hid_t f) {
 static void d_label_names(hid_t f) {
     H5Ldelete(f, "labels/task", H5P_DEFAULT);
 }
+static void d_stay_ids(hid_t f) {
+    const int64_t v[2] = {100001, 100001};
+    replace_i64(f, "stay_id", v, 2);
+}
 
 START_TEST(test_load_validation) {
     expect_load_error(d_missing_offset, FM_ERR_FORMAT, ":/modalities/vitals/offset", "missing dataset");
@@ -234,6 +238,7 @@ START_TEST(test_load_validation) {
                       "modality 'labs': channel names absent here");
     expect_load_error(d_label, FM_ERR_FORMAT, ":/labels/value", "entry 1 is marked known but not finite");
     expect_load_error(d_label_names, FM_ERR_FORMAT, ":/labels/task", "missing dataset");
+    expect_load_error(d_stay_ids, FM_ERR_FORMAT, ":/stay_id", "stay 100001 appears twice (rows 0 and 1)");
     /* Not HDF5 at all, and no file. */
     char dir[512], path[1024];
     fm_test_tmpdir(dir, sizeof dir);

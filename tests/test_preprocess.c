@@ -473,7 +473,8 @@ END_TEST
 
 /* Note embeddings, image features and image pixels through fm_prepare_run, written with the
  * readers' own writers; then a batch (notes standardised, pixels passed through). */
-static void event_table(FmEventTable *t, int n, int dim, const int64_t *ids, const float *times, const float *v) {
+static void event_table(FmEventTable *t, int n, int dim, const int64_t *ids, const float *times,
+                        const float *v) {
     t->n = (size_t)n;
     t->dim = dim;
     t->stay_id = fm_malloc_array((size_t)n, sizeof(int64_t));
@@ -488,7 +489,8 @@ static void event_table(FmEventTable *t, int n, int dim, const int64_t *ids, con
 START_TEST(test_prepare_with_notes_and_images) {
     char dir[512], ob[1024], lb[1024], mp[1024], notes[1024], feats[1024], index[1024], png[1100];
     fm_test_tmpdir(dir, sizeof dir);
-    write_text(dir, "obs.csv", "stay_id,time_h,variable,value\n1,1,HR,80\n2,2,HR,90\n3,3,HR,100\n", ob, sizeof ob);
+    write_text(dir, "obs.csv", "stay_id,time_h,variable,value\n1,1,HR,80\n2,2,HR,90\n3,3,HR,100\n", ob,
+               sizeof ob);
     write_text(dir, "labels.csv", "stay_id,mortality,los_days\n1,0,3\n2,1,5\n3,0,9\n4,0,1\n", lb, sizeof lb);
     write_text(dir, "map.csv", "variable,modality\nHR,vitals\n", mp, sizeof mp);
     FmEventTable t;
@@ -508,7 +510,8 @@ START_TEST(test_prepare_with_notes_and_images) {
     /* Two 4 x 4 PNGs: all white, and white with a black top-left 2 x 2 block. At S = 2 each
      * output pixel is the mean of a 2 x 2 block. */
     uint8_t white[16], corner[16];
-    for (int k = 0; k < 16; k++) white[k] = 255, corner[k] = (k % 4 < 2 && k / 4 < 2) ? 0 : 255;
+    for (int k = 0; k < 16; k++)
+        white[k] = 255, corner[k] = (k % 4 < 2 && k / 4 < 2) ? 0 : 255;
     snprintf(png, sizeof png, "%s/a.png", dir);
     ck_assert_int_eq(fm_png_write_gray8(png, white, 4, 4, &err), FM_OK);
     snprintf(png, sizeof png, "%s/b.png", dir);
@@ -551,12 +554,15 @@ START_TEST(test_prepare_with_notes_and_images) {
     }
     ck_assert(!c.mod[0].present[3]);
     const float want_nt[] = {1, 3, 5, 2}, want_nv[] = {5, 6, 3, 4, 1, 2, 7, 8};
-    for (int r = 0; r < 4; r++) ck_assert_float_eq(n->time[r], want_nt[r]);
-    for (int k = 0; k < 8; k++) ck_assert_float_eq(n->value[k], want_nv[k]);
+    for (int r = 0; r < 4; r++)
+        ck_assert_float_eq(n->time[r], want_nt[r]);
+    for (int k = 0; k < 8; k++)
+        ck_assert_float_eq(n->value[k], want_nv[k]);
     ck_assert_float_eq(f->value[0], 0.5f);
     ck_assert_float_eq(im->time[0], 12);
     const float want_px[] = {1, 1, 1, 1, 0, 1, 1, 1};
-    for (int k = 0; k < 8; k++) ck_assert_float_eq_tol(im->value[k], want_px[k], 1e-6);
+    for (int k = 0; k < 8; k++)
+        ck_assert_float_eq_tol(im->value[k], want_px[k], 1e-6);
     ck_assert_int_eq(rep.n_event_mods, 3);
     ck_assert_str_eq(rep.event_name[0], "notes");
     ck_assert_int_eq(rep.events_read[0], 6);
@@ -606,8 +612,8 @@ START_TEST(test_prepare_with_notes_and_images) {
         fm_alloc_fail_after(k);
         FmStatus st = fm_prepare_run(&o, &c, &map, &rep, &err);
         fm_alloc_fail_reset();
-        ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld of %ld: status %d (%s: %s)", k, calls, st, err.where,
-                      err.message);
+        ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld of %ld: status %d (%s: %s)", k, calls, st,
+                      err.where, err.message);
         ck_assert_ptr_null(c.mod);
     }
     /* A reader's error comes through with its file and dataset. */
@@ -879,7 +885,8 @@ START_TEST(test_p12_subset_against_plain_reading) {
                 if (c.mod[m].kind != FM_MODALITY_SERIES) continue;
                 for (int ch = 0; ch < c.mod[m].C; ch++) {
                     if (strcmp(c.mod[m].channel[ch], par) != 0) continue;
-                    if (v == -1 || t > 48 || v < c.mod[m].range_min[ch] || v > c.mod[m].range_max[ch]) continue;
+                    if (v == -1 || t > 48 || v < c.mod[m].range_min[ch] || v > c.mod[m].range_max[ch])
+                        continue;
                     ck_assert_int_lt(n, 4096);
                     ob[n].m = m, ob[n].ch = ch, ob[n].t = t, ob[n].v = (float)v, n++;
                 }
@@ -900,7 +907,8 @@ START_TEST(test_p12_subset_against_plain_reading) {
                     double sum = 0;
                     int k = 0;
                     for (int q = 0; q < n; q++)
-                        if (ob[q].m == m && ob[q].ch == ch && ob[q].t == tim(&c, m, ci, r)) sum += ob[q].v, k++;
+                        if (ob[q].m == m && ob[q].ch == ch && ob[q].t == tim(&c, m, ci, r))
+                            sum += ob[q].v, k++;
                     ck_assert_msg(k > 0, "stay %lld %s at %g h: not in the file", (long long)id,
                                   c.mod[m].channel[ch], tim(&c, m, ci, r));
                     ck_assert_float_eq_tol(val(&c, m, ci, r, ch), (float)(sum / k), 1e-4);
