@@ -1,13 +1,23 @@
 #!/bin/sh
-# Runs every benchmark binary given as an argument, from the project root. Benchmarks read the
-# shared data through FUSEMOE_SHARED (default ../shared). Never part of pass/fail.
+# Runs every benchmark binary given as an argument (make bench passes all of
+# build/bench/bench_*), one after the other, each under a header with its name. Exits non-zero
+# if any benchmark failed; benchmarks are never part of the test suite's pass/fail.
+# Benchmarks find the shared data through FUSEMOE_SHARED (default ../shared).
 set -u
-cd "$(dirname "$0")/.."
-: "${FUSEMOE_SHARED:=$(pwd)/../shared}"
+: "${FUSEMOE_SHARED:=$(cd "$(dirname "$0")/.." && pwd)/../shared}"
 export FUSEMOE_SHARED
-status=0
+if [ $# -eq 0 ]; then
+	echo "no benchmarks to run"
+	exit 0
+fi
+failed=""
 for b in "$@"; do
 	echo "== $(basename "$b")"
-	"$b" || status=1
+	if ! "$b"; then failed="$failed $(basename "$b")"; fi
+	echo
 done
-exit $status
+if [ -n "$failed" ]; then
+	echo "FAILED benchmarks:$failed" >&2
+	exit 1
+fi
+echo "all $# benchmarks ran"
