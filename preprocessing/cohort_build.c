@@ -35,7 +35,7 @@ static void free_modality(FmBuildModality *m) {
     memset(m, 0, sizeof *m);
 }
 
-void fm_builder_free(FmCohortBuilder *b) {
+void fm_cohort_builder_free(FmCohortBuilder *b) {
     if (!b) return;
     for (int m = 0; m < b->M && b->mod; m++)
         free_modality(&b->mod[m]);
@@ -114,8 +114,8 @@ static FmStatus ensure_items(FmCohortBuilder *b, size_t n, FmError *err) {
     return FM_OK;
 }
 
-FmStatus fm_builder_init(FmCohortBuilder *b, const FmVarMap *map, const FmBuildOptions *opt,
-                         FmPrepareReport *rep, FmError *err) {
+FmStatus fm_cohort_builder_init(FmCohortBuilder *b, const FmVarMap *map, const FmBuildOptions *opt,
+                                FmPrepareReport *rep, FmError *err) {
     memset(b, 0, sizeof *b);
     FM_ASSERT(rep->n_entries == map->n_entries);
     b->map = map;
@@ -151,12 +151,12 @@ FmStatus fm_builder_init(FmCohortBuilder *b, const FmVarMap *map, const FmBuildO
         b->mod[m].offset[0] = 0;
     return FM_OK;
 fail:
-    fm_builder_free(b);
+    fm_cohort_builder_free(b);
     return nomem(err);
 }
 
-FmStatus fm_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityKind kind, int image_size,
-                               FmEventTable *table, const char *source, FmError *err) {
+FmStatus fm_cohort_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityKind kind,
+                                      int image_size, FmEventTable *table, const char *source, FmError *err) {
     FmEventTable t = *table;
     memset(table, 0, sizeof *table);
     FM_ASSERT(b->N == 0 && (kind == FM_MODALITY_EVENTS || kind == FM_MODALITY_IMAGES));
@@ -262,8 +262,9 @@ static void sort_items(FmBuildItem *a, FmBuildItem *tmp, size_t n) {
     }
 }
 
-FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_row, const FmRawObs *obs,
-                             size_t n, size_t n_raw_series, const char *where, int *kept, FmError *err) {
+FmStatus fm_cohort_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_row,
+                                    const FmRawObs *obs, size_t n, size_t n_raw_series, const char *where,
+                                    int *kept, FmError *err) {
     *kept = 0;
     const FmVarMap *map = b->map;
     int32_t existing;
@@ -479,7 +480,7 @@ FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_
     return FM_OK;
 }
 
-FmStatus fm_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows, FmError *err) {
+FmStatus fm_cohort_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows, FmError *err) {
     const FmVarMap *map = b->map;
     *label_rows = NULL;
     /* Every data array exists, even for a modality no stay has. */
@@ -575,6 +576,6 @@ FmStatus fm_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows
     b->stay_id = NULL;
     c->M = b->M;
     c->mod = mods;
-    fm_builder_free(b);
+    fm_cohort_builder_free(b);
     return FM_OK;
 }

@@ -106,30 +106,31 @@ typedef struct {
 
 /* Starts a builder for the mapping's modalities. `map` and `rep` must outlive the builder; the
  * report must have been initialised for map->n_entries entries. */
-FmStatus fm_builder_init(FmCohortBuilder *b, const FmVarMap *map, const FmBuildOptions *opt,
-                         FmPrepareReport *rep, FmError *err);
+FmStatus fm_cohort_builder_init(FmCohortBuilder *b, const FmVarMap *map, const FmBuildOptions *opt,
+                                FmPrepareReport *rep, FmError *err);
 
 /* Adds an event modality (kind FM_MODALITY_EVENTS or FM_MODALITY_IMAGES; image_size S for
  * images, else 0) before the first stay. Takes ownership of *table (zeroed on return, also on
  * failure). `source` names the input file in messages. A non-finite time is a format error
  * naming the row. */
-FmStatus fm_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityKind kind, int image_size,
-                               FmEventTable *table, const char *source, FmError *err);
+FmStatus fm_cohort_builder_add_events(FmCohortBuilder *b, const char *name, FmModalityKind kind,
+                                      int image_size, FmEventTable *table, const char *source, FmError *err);
 
 /* Processes one stay: obs[0..n) in input order, n_unmapped lines whose variable is not in the
  * mapping (already counted by the reader), n_raw_series lines other than descriptors (mapped or
  * not). `where` names the stay's source for messages ("set-a/132539.txt"). A stay id given
  * twice is a format error naming `where`. `label_row` is stored with the stay. Sets *kept. */
-FmStatus fm_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_row, const FmRawObs *obs,
-                             size_t n, size_t n_raw_series, const char *where, int *kept, FmError *err);
+FmStatus fm_cohort_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t label_row,
+                                    const FmRawObs *obs, size_t n, size_t n_raw_series, const char *where,
+                                    int *kept, FmError *err);
 
 /* Finishes: counts event rows of stays never added, and moves the stays and modalities into
  * `c` (c->N, stay_id, M, mod; labels, splits and settings are the caller's). *label_rows
  * receives the label row of each kept stay (fm_malloc'd, the caller frees). The builder is
  * left empty. */
-FmStatus fm_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows, FmError *err);
+FmStatus fm_cohort_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **label_rows, FmError *err);
 
 /* Frees whatever the builder still owns. NULL or a zeroed builder is accepted. */
-void fm_builder_free(FmCohortBuilder *b);
+void fm_cohort_builder_free(FmCohortBuilder *b);
 
 #endif

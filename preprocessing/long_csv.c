@@ -156,9 +156,9 @@ FmStatus fm_long_csv_read(const char *path, const FmLongCsvOptions *opt, FmCohor
         int kept;
         label_used[k] = 1;
         b->rep->records_read++;
-        st = fm_builder_add_stay(b, labels->stay_id[k], (int32_t)k, grouped + start[k],
-                                 (size_t)(start[k + 1] - start[k]), (size_t)r.n_raw_series[k], where, &kept,
-                                 err);
+        st = fm_cohort_builder_add_stay(b, labels->stay_id[k], (int32_t)k, grouped + start[k],
+                                        (size_t)(start[k + 1] - start[k]), (size_t)r.n_raw_series[k], where,
+                                        &kept, err);
     }
     fm_free(grouped);
     fm_free(start);

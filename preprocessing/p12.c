@@ -226,7 +226,8 @@ FmStatus fm_p12_read_dir(const char *dir, FmCohortBuilder *b, const FmLabelTable
         }
         label_used[row] = 1;
         int kept;
-        st = fm_builder_add_stay(b, r.record_id, row, r.obs, r.n_obs, r.n_raw_series, path, &kept, err);
+        st =
+            fm_cohort_builder_add_stay(b, r.record_id, row, r.obs, r.n_obs, r.n_raw_series, path, &kept, err);
     }
     fm_csv_reader_free(&reader);
     fm_free(r.obs);

@@ -181,34 +181,34 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
     }
     if (st == FM_OK) {
         FmBuildOptions bo = {o->window_h, p12 ? 1 : o->has_sentinel, p12 ? -1.0 : o->sentinel, p12};
-        st = fm_builder_init(&b, map, &bo, rep, err);
+        st = fm_cohort_builder_init(&b, map, &bo, rep, err);
     }
     /* Event inputs become modalities after the mapping's, in this order. */
     if (st == FM_OK && o->notes_h5) {
         FmEventTable t;
         st = fm_notes_read_h5(o->notes_h5, &t, err);
         if (st == FM_OK)
-            st = fm_builder_add_events(&b, FM_MODALITY_NAME_NOTES, FM_MODALITY_EVENTS, 0, &t, o->notes_h5,
-                                       err);
+            st = fm_cohort_builder_add_events(&b, FM_MODALITY_NAME_NOTES, FM_MODALITY_EVENTS, 0, &t,
+                                              o->notes_h5, err);
     }
     if (st == FM_OK && o->image_features_h5) {
         FmEventTable t;
         st = fm_image_features_read_h5(o->image_features_h5, &t, err);
         if (st == FM_OK)
-            st = fm_builder_add_events(&b, FM_MODALITY_NAME_IMAGE_FEATURES, FM_MODALITY_EVENTS, 0, &t,
-                                       o->image_features_h5, err);
+            st = fm_cohort_builder_add_events(&b, FM_MODALITY_NAME_IMAGE_FEATURES, FM_MODALITY_EVENTS, 0, &t,
+                                              o->image_features_h5, err);
     }
     if (st == FM_OK && o->image_index) {
         FmEventTable t;
         st = fm_image_index_read(o->image_index, o->image_size, &t, err);
         if (st == FM_OK)
-            st = fm_builder_add_events(&b, FM_MODALITY_NAME_IMAGES, FM_MODALITY_IMAGES, o->image_size, &t,
-                                       o->image_index, err);
+            st = fm_cohort_builder_add_events(&b, FM_MODALITY_NAME_IMAGES, FM_MODALITY_IMAGES, o->image_size,
+                                              &t, o->image_index, err);
     }
     for (int i = 0; st == FM_OK && i < o->n_p12_dirs; i++)
         st = fm_p12_read_dir(o->p12_dirs[i], &b, &labels, used, err);
     if (st == FM_OK && o->long_csv) st = fm_long_csv_read(o->long_csv, &o->long_opt, &b, &labels, used, err);
-    if (st == FM_OK) st = fm_builder_finish(&b, c, &rows, err);
+    if (st == FM_OK) st = fm_cohort_builder_finish(&b, c, &rows, err);
     if (st == FM_OK && c->N == 0)
         st = FM_FAIL(err, FM_ERR_CONFIG, NULL,
                      "no stay remains: all %lld were dropped (%lld without time series, %lld without a valid "
@@ -237,7 +237,7 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
         if (st == FM_OK) st = describe_sources(o, s, err);
     }
     if (st == FM_OK) st = make_splits(c, o, rep, err);
-    fm_builder_free(&b);
+    fm_cohort_builder_free(&b);
     fm_labels_free(&labels);
     fm_free(used);
     fm_free(rows);

@@ -383,7 +383,7 @@ START_TEST(test_builder_events) {
     ck_assert_int_eq(fm_report_init(&rep, map.n_entries, &err), FM_OK);
     FmBuildOptions bo = {48.0, 0, 0.0, 0};
     FmCohortBuilder b;
-    ck_assert_int_eq(fm_builder_init(&b, &map, &bo, &rep, &err), FM_OK);
+    ck_assert_int_eq(fm_cohort_builder_init(&b, &map, &bo, &rep, &err), FM_OK);
     /* 7 notes of width 2: stay 1 at 5, 2, -1 (before), 2 (tie: file order kept); stay 5 at 50
      * (after) and 1; stay 9 (not a cohort stay); stay 1 with a NaN. */
     FmEventTable t;
@@ -401,22 +401,23 @@ START_TEST(test_builder_events) {
         t.values[2 * i + 1] = (float)(10 * i);
     }
     t.values[2 * 5 + 1] = NAN; /* row 5 (stay 1, 2 h) is dropped */
-    ck_assert_int_eq(fm_builder_add_events(&b, "notes", FM_MODALITY_EVENTS, 0, &t, "notes.h5", &err), FM_OK);
+    ck_assert_int_eq(fm_cohort_builder_add_events(&b, "notes", FM_MODALITY_EVENTS, 0, &t, "notes.h5", &err),
+                     FM_OK);
     ck_assert_ptr_null(t.values); /* ownership taken */
     FmRawObs o1[] = {{0, 0, 1.0f, 80.0f}};
     int kept;
-    ck_assert_int_eq(fm_builder_add_stay(&b, 1, 0, o1, 1, 1, "s1", &kept, &err), FM_OK);
+    ck_assert_int_eq(fm_cohort_builder_add_stay(&b, 1, 0, o1, 1, 1, "s1", &kept, &err), FM_OK);
     ck_assert(kept);
-    ck_assert_int_eq(fm_builder_add_stay(&b, 5, 1, NULL, 0, 0, "s5", &kept, &err), FM_OK);
+    ck_assert_int_eq(fm_cohort_builder_add_stay(&b, 5, 1, NULL, 0, 0, "s5", &kept, &err), FM_OK);
     ck_assert(kept); /* kept by its note at 1 h */
-    ck_assert_int_eq(fm_builder_add_stay(&b, 6, 2, NULL, 0, 0, "s6", &kept, &err), FM_OK);
+    ck_assert_int_eq(fm_cohort_builder_add_stay(&b, 6, 2, NULL, 0, 0, "s6", &kept, &err), FM_OK);
     ck_assert(!kept);
-    ck_assert_int_eq(fm_builder_add_stay(&b, 1, 3, NULL, 0, 0, "again", &kept, &err), FM_ERR_FORMAT);
+    ck_assert_int_eq(fm_cohort_builder_add_stay(&b, 1, 3, NULL, 0, 0, "again", &kept, &err), FM_ERR_FORMAT);
     ck_assert_str_eq(err.message, "stay 1 was already read");
     FmCohort c;
     memset(&c, 0, sizeof c);
     int32_t *rows;
-    ck_assert_int_eq(fm_builder_finish(&b, &c, &rows, &err), FM_OK);
+    ck_assert_int_eq(fm_cohort_builder_finish(&b, &c, &rows, &err), FM_OK);
     ck_assert_int_eq(c.N, 2);
     ck_assert_int_eq(rows[0], 0);
     ck_assert_int_eq(rows[1], 1);
@@ -443,15 +444,15 @@ START_TEST(test_builder_events) {
     ck_assert_int_eq(rep.events_read[0], 7);
     ck_assert_int_eq(rep.stays_no_time_series, 1);
     fm_cohort_free(&c);
-    fm_builder_free(&b);
+    fm_cohort_builder_free(&b);
     /* Structural errors of an event table. */
-    ck_assert_int_eq(fm_builder_init(&b, &map, &bo, &rep, &err), FM_OK);
+    ck_assert_int_eq(fm_cohort_builder_init(&b, &map, &bo, &rep, &err), FM_OK);
     t.n = 1;
     t.dim = 4;
     t.stay_id = fm_calloc(1, sizeof(int64_t));
     t.time_h = fm_calloc(1, sizeof(float));
     t.values = fm_calloc(4, sizeof(float));
-    ck_assert_int_eq(fm_builder_add_events(&b, "images", FM_MODALITY_IMAGES, 3, &t, "idx.csv", &err),
+    ck_assert_int_eq(fm_cohort_builder_add_events(&b, "images", FM_MODALITY_IMAGES, 3, &t, "idx.csv", &err),
                      FM_ERR_FORMAT);
     ck_assert_str_eq(err.message, "images have 4 pixels, expected 3 x 3");
     t.n = 1;
@@ -460,11 +461,11 @@ START_TEST(test_builder_events) {
     t.time_h = fm_calloc(1, sizeof(float));
     t.values = fm_calloc(2, sizeof(float));
     t.time_h[0] = NAN;
-    ck_assert_int_eq(fm_builder_add_events(&b, "notes", FM_MODALITY_EVENTS, 0, &t, "n.h5", &err),
+    ck_assert_int_eq(fm_cohort_builder_add_events(&b, "notes", FM_MODALITY_EVENTS, 0, &t, "n.h5", &err),
                      FM_ERR_FORMAT);
     ck_assert_str_eq(err.where, "n.h5");
     ck_assert_str_eq(err.message, "row 0 (stay 0): time is not a finite number");
-    fm_builder_free(&b);
+    fm_cohort_builder_free(&b);
     fm_report_free(&rep);
     fm_var_map_free(&map);
     fm_test_rmtree(dir);
