@@ -8,6 +8,7 @@
 #include "src/checkpoint.h"
 #include "src/h5io.h"
 #include "src/interrupt.h"
+#include "src/job_pool.h"
 #include "src/lr_schedule.h"
 #include "tests/support/testutil.h"
 
@@ -132,6 +133,57 @@ START_TEST(test_checkpoint_rejects_other_files) {
 }
 END_TEST
 
+
+typedef struct {
+    int status[8];
+    int order[8];
+    int n_done;
+} JobResults;
+
+static void record_job(void *ctx, int index, int exit_status) {
+    JobResults *r = ctx;
+    r->status[index] = exit_status;
+    r->order[r->n_done++] = index;
+}
+
+/* Six shell jobs, two at a time: each writes its index to its log; exit codes and a signal
+ * death are reported per job. */
+START_TEST(test_job_pool_runs_all) {
+    char dir[256];
+    fm_test_tmpdir(dir, sizeof dir);
+    static char *const ok0[] = {"/bin/sh", "-c", "echo job0", NULL};
+    static char *const ok1[] = {"/bin/sh", "-c", "sleep 0.2; echo job1", NULL};
+    static char *const fail2[] = {"/bin/sh", "-c", "echo job2 >&2; exit 3", NULL};
+    static char *const ok3[] = {"/bin/sh", "-c", "echo job3", NULL};
+    static char *const killed4[] = {"/bin/sh", "-c", "kill -9 $$", NULL};
+    static char *const missing5[] = {"/no/such/program", NULL};
+    char *const *argvs[6] = {ok0, ok1, fail2, ok3, killed4, missing5};
+    char logs[6][300];
+    FmJob jobs[6];
+    for (int i = 0; i < 6; i++) {
+        snprintf(logs[i], sizeof logs[i], "%s/job%d.log", dir, i);
+        jobs[i].argv = argvs[i];
+        jobs[i].log_path = logs[i];
+    }
+    JobResults r = {0};
+    FmError err;
+    ck_assert_int_eq(fm_job_pool_run(jobs, 6, 2, record_job, &r, &err), FM_OK);
+    ck_assert_int_eq(r.n_done, 6);
+    ck_assert_int_eq(r.status[0], 0);
+    ck_assert_int_eq(r.status[1], 0);
+    ck_assert_int_eq(r.status[2], 3);
+    ck_assert_int_eq(r.status[3], 0);
+    ck_assert_int_eq(r.status[4], 128 + 9);
+    ck_assert_int_eq(r.status[5], 127);
+    char line[64] = {0};
+    FILE *f = fopen(logs[2], "r");
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_str_eq(line, "job2\n");
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 static Suite *train_infra_suite(void) {
     Suite *s = suite_create("train_infra");
     TCase *tc = tcase_create("train_infra");
@@ -140,6 +192,7 @@ static Suite *train_infra_suite(void) {
     tcase_add_test(tc, test_interrupt_flag);
     tcase_add_test(tc, test_checkpoint_roundtrip);
     tcase_add_test(tc, test_checkpoint_rejects_other_files);
+    tcase_add_test(tc, test_job_pool_runs_all);
     suite_add_tcase(s, tc);
     return s;
 }
