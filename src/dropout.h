@@ -9,7 +9,9 @@
 #include "src/rng.h"
 
 /* p in [0, 1). keep (n) receives the mask for the backward. out may alias inp. The mask is
- * drawn from `rng` in index order, so the same stream gives the same mask. */
+ * drawn from `rng` in index order, one uniform per element (kept when u >= p), so the same
+ * stream gives the same mask. p = 0 copies, sets keep to 1 and draws nothing (rng may then be
+ * NULL). */
 void fm_dropout_forward(float *out, uint8_t *keep, const float *inp, size_t n, float p, FmRng *rng);
 
 /* dinp += dout * keep / (1 - p). */

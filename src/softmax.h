@@ -9,6 +9,10 @@
 /* inp, out (N, D); mask (N, D) with 1 = allowed, or NULL for none. out may alias inp. */
 void fm_softmax_forward(float *out, const float *inp, const uint8_t *mask, int N, int D);
 
+/* The same with one mask (D) shared by every row, e.g. a key padding mask for N queries; NULL
+ * for none. out may alias inp. */
+void fm_softmax_forward_shared_mask(float *out, const float *inp, const uint8_t *mask, int N, int D);
+
 /* dinp[n, j] += out[n, j] (dout[n, j] - sum_k out[n, k] dout[n, k]). Masked entries (out = 0)
  * receive 0. */
 void fm_softmax_backward(float *dinp, const float *dout, const float *out, int N, int D);
