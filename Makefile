@@ -8,7 +8,7 @@
 
 BUILD    ?= build
 CC       ?= gcc
-PKGS     := openblas hdf5 check libpng inih libcjson
+PKGS     := openblas hdf5 check libpng inih libcjson cairo
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

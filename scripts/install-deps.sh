@@ -17,6 +17,9 @@ need_pc check check
 need_pc libpng libpng-dev
 need_pc inih libinih-dev
 need_pc libcjson libcjson-dev
+need_pc cairo libcairo2-dev
+# Plots draw their text with DejaVu Sans (cairo finds it through fontconfig).
+need_file /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core
 need_file /usr/include/csv.h libcsv-dev
 # Check's pkg-config file names libsubunit.
 need_pc libsubunit libsubunit-dev

@@ -3,7 +3,9 @@
  *   GELU (exact, erf):  y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)),  dy/dx = Phi(x) + x phi(x)
  *   ReLU:               y = max(x, 0),  dy/dx = [x > 0]
  *   sigmoid:            y = 1 / (1 + e^-x),  dy/dx = y (1 - y)
- *   softplus:           y = log(1 + e^x) (computed without overflow),  dy/dx = sigmoid(x) */
+ *   softplus:           y = log(1 + e^x) (computed without overflow),  dy/dx = sigmoid(x)
+ * All run on the vectorisable kernels of src/vecmath.h (Phi within 1e-7 absolute, exp within
+ * 1.2 ulp, softplus within 3.5 ulp). */
 #ifndef FM_ACTIVATION_H
 #define FM_ACTIVATION_H
 

@@ -60,7 +60,10 @@ FmStatus fm_h5_open_read(const char *path, hid_t *file, FmError *err) {
 FmStatus fm_h5_group_create(hid_t loc, const char *name, hid_t *group, FmError *err) {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    *group = H5Gcreate2(loc, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_obj_track_times(gcpl, 0); /* no modification times: same data, same bytes */
+    *group = H5Gcreate2(loc, name, lcpl, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
     H5Pclose(lcpl);
     if (*group < 0) return FM_FAIL(err, FM_ERR_IO, NULL, "cannot create HDF5 group %s", name);
     return FM_OK;
@@ -94,6 +97,7 @@ FmStatus fm_h5_write(hid_t loc, const char *name, FmH5Type type, int rank, const
     for (int i = 0; i < rank; i++) total *= dims[i];
     hid_t space = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0); /* no modification times: same data, same bytes */
     if (compress && total > 0) {
         /* Chunks of whole rows along dim 0, about 256 KiB each. */
         hsize_t chunk[FM_H5_MAX_RANK];

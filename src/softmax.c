@@ -3,31 +3,26 @@
 #include <math.h>
 #include <string.h>
 
+#include "src/vecmath.h"
+
 /* One row: out = softmax of inp over the positions with mask 1 (all when mask is NULL), 0
  * elsewhere. No allowed position, or only -inf scores: the row is all 0 (no mass to share).
- * Subtracting the row's maximum keeps exp from overflowing and does not change the result. */
+ * Masked scores are replaced by -inf (whose exp is 0) so the rest runs on whole rows;
+ * subtracting the row's maximum keeps exp from overflowing and does not change the result. */
 static void softmax_row(float *out, const float *inp, const uint8_t *mask, int D) {
-    float max = -INFINITY;
+    const float *src = inp;
     if (mask) {
         for (int j = 0; j < D; j++)
-            if (mask[j] && inp[j] > max) max = inp[j];
-    } else {
-        for (int j = 0; j < D; j++)
-            max = inp[j] > max ? inp[j] : max;
+            out[j] = mask[j] ? inp[j] : -INFINITY;
+        src = out;
     }
+    const float max = fm_vec_max(src, (size_t)D);
     if (max == -INFINITY) {
         memset(out, 0, (size_t)D * sizeof *out);
         return;
     }
-    float sum = 0.0f;
-    for (int j = 0; j < D; j++) {
-        float e = (!mask || mask[j]) ? expf(inp[j] - max) : 0.0f;
-        out[j] = e;
-        sum += e;
-    }
-    const float inv = 1.0f / sum; /* sum >= 1: the maximum contributes exp(0) */
-    for (int j = 0; j < D; j++)
-        out[j] *= inv;
+    fm_vec_exp_sub(out, src, max, (size_t)D);
+    fm_vec_scale(out, 1.0f / fm_vec_sum(out, (size_t)D), (size_t)D); /* sum >= 1: exp(0) is in it */
 }
 
 void fm_softmax_forward(float *out, const float *inp, const uint8_t *mask, int N, int D) {
@@ -45,14 +40,20 @@ void fm_softmax_forward_shared_mask(float *out, const float *inp, const uint8_t 
  *   dx_i = sum_j g_j y_j (delta_ij - y_i) = y_i (g_i - sum_j y_j g_j).
  * A masked x_i does not enter the forward; its y_i is 0, so the same formula gives it 0, and a
  * fully masked row (all y = 0) gives 0 everywhere: the mask is not needed here. */
+FM_VEC_CLONES
 void fm_softmax_backward(float *dinp, const float *dout, const float *out, int N, int D) {
     for (int n = 0; n < N; n++) {
         const float *y = out + (size_t)n * D, *g = dout + (size_t)n * D;
         float *dx = dinp + (size_t)n * D;
-        float dot = 0.0f;
-        for (int j = 0; j < D; j++)
-            dot += y[j] * g[j];
-        for (int j = 0; j < D; j++)
+        const float dot = fm_vec_dot(y, g, (size_t)D);
+        int j = 0;
+        for (; j + FM_VEC_BLOCK <= D; j += FM_VEC_BLOCK) { /* blocks of constant length vectorise */
+            float t[FM_VEC_BLOCK];
+            for (int k = 0; k < FM_VEC_BLOCK; k++)
+                t[k] = dx[j + k] + y[j + k] * (g[j + k] - dot);
+            memcpy(dx + j, t, sizeof t);
+        }
+        for (; j < D; j++)
             dx[j] += y[j] * (g[j] - dot);
     }
 }

@@ -13,4 +13,7 @@ typedef struct {
 /* The version line with the OpenBLAS kernel in use, e.g. for `fusemoe --version`. */
 int fm_cmd_version(int argc, char **argv);
 
+/* Writes a synthetic multimodal cohort in the real input formats (data/synth.h). */
+int fm_cmd_synth(int argc, char **argv);
+
 #endif
