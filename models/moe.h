@@ -35,6 +35,13 @@ typedef struct {
 } FmMoeAux;
 
 #define FM_MOE_MAX_MODALITIES 8
+#define FM_MOE_MAX_EXPERTS 256
+
+/* Smoothing of the Laplace distance at the cone point x == w_e: the Laplace logit is
+ * l_e = -(sqrt(||x - w_e||^2 + eps^2) - eps), which is within eps of -||x - w_e|| everywhere, equal
+ * to it at x == w_e, and has a gradient of norm ||x - w_e|| / sqrt(||x - w_e||^2 + eps^2) < 1
+ * that is continuous through the centre (0 there). */
+#define FM_MOE_LAPLACE_EPS 1e-3f
 
 /* The layer: its configuration and the ids of its tensors in the model's FmParams.
  * Filled by fm_moe_declare; the fields are for the layer's own code and for inspection. */
@@ -48,15 +55,36 @@ typedef struct {
 } FmMoe;
 
 /* Checks `cfg` (FM_ERR_CONFIG naming the bad value) and declares the layer's tensors in
- * `params` under `prefix` (e.g. "fusion.0.moe"). */
+ * `params` under `prefix` (e.g. "fusion.0.moe"):
+ *   <prefix>.router.<r>.weight        (E_r, D)  centres (Laplace, Gaussian) or weights (softmax)
+ *   <prefix>.router.<r>.noise_weight  (E_r, D)  only when cfg->noisy (else noise_w[r] = -1)
+ *   <prefix>.experts.fc1.weight (E, hidden, D), .fc1.bias (E, hidden),
+ *   <prefix>.experts.fc2.weight (E, D, hidden), .fc2.bias (E, D)
+ * with r = 0 .. n_routers - 1. Weight decay is marked on the expert and noise weight matrices
+ * and on softmax router weights, not on Laplace/Gaussian centres (decay would pull every centre
+ * towards the origin and so towards each other) nor on biases.
+ * Limits: 1 <= K <= E_r, 1 <= M <= FM_MOE_MAX_MODALITIES, E <= FM_MOE_MAX_EXPERTS, disjoint
+ * needs E divisible by M, 0 <= dropout < 1, noisy in {0, 1}. On failure `params` is left as it
+ * was (no tensor of the layer stays declared) and *moe is unspecified. */
 FmStatus fm_moe_declare(FmMoe *moe, const FmMoeConfig *cfg, FmParams *params, const char *prefix,
                         FmError *err);
 
-/* Initialises the layer's parameters after fm_params_allocate (distinct router centres; never
- * all at one point, which would tie every expert). */
+/* Initialises the layer's parameters after fm_params_allocate, drawing from rng:
+ *   router centres / weights  N(0, 1/D) entries, so distinct (never all at one point, which would
+ *                             tie every expert) and, for unit-variance inputs (after LayerNorm),
+ *                             logit gaps of order 1 under each of the three gates;
+ *   noise weights             0, so the initial noise scale is softplus(0) + 0.01 = 0.703 for
+ *                             every expert (as in Shazeer et al. 2017);
+ *   expert weights and biases uniform in +-1/sqrt(fan_in), as PyTorch's nn.Linear
+ *                             (fan_in D for fc1, hidden for fc2). */
 void fm_moe_init(const FmMoe *moe, FmParams *params, FmRng *rng);
 
-/* Activations kept by the forward for the backward, sized for up to max_tokens tokens. */
+/* Activations kept by the forward for the backward, sized for up to max_tokens tokens: every
+ * buffer the forward and backward use is allocated here, none later. About
+ * max_tokens * K * (2 hidden + 2 D) floats for the expert activations (plus max_tokens * K *
+ * hidden bytes of dropout mask when cfg->dropout > 0) and max_tokens * (3 hidden + 3 D) floats
+ * of backward scratch. Fails with FM_ERR_CONFIG on a bad cfg, FM_ERR_ARG on max_tokens < 1,
+ * FM_ERR_NOMEM (nothing left allocated). */
 typedef struct FmMoeCache FmMoeCache;
 FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens,
                              FmError *err);
@@ -64,20 +92,55 @@ FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max
 void fm_moe_cache_free(FmMoeCache *cache);
 
 /* out (T, D) = MoE(inp (T, D)). token_modality (T) holds each token's modality in [0, M) (NULL
- * means all 0). T <= the cache's max_tokens. training != 0 turns on the routing noise (if
- * cfg.noisy) and dropout, drawn from rng; training == 0 is deterministic and rng may be NULL.
- * aux (may be NULL) receives the auxiliary loss values. out must not alias inp. */
+ * means all 0). T <= the cache's max_tokens (T = 0 is allowed). training != 0 turns on the
+ * routing noise (if cfg.noisy) and dropout, drawn from rng; training == 0 is deterministic and
+ * rng may be NULL. aux (may be NULL) receives the auxiliary loss values. out must not alias inp.
+ * A modality outside [0, M) or T > max_tokens is a programmer error (FM_ASSERT).
+ * Randomness: a training forward that needs noise or dropout advances rng by one draw and
+ * derives from that state one stream per token for the routing noise and one per (token,
+ * expert) for the dropout mask (fm_rng_split), so the numbers a token sees depend only on rng,
+ * its index and its experts, never on scheduling (rng may be NULL when neither is on).
+ * The cache keeps a copy of inp and of token_modality, so the caller may reuse them before the
+ * backward; the parameters must not change in between. */
 void fm_moe_forward(const FmMoe *moe, const FmParams *params, FmMoeCache *cache, float *out,
                     const float *inp, const int *token_modality, int T, int training, FmRng *rng,
                     FmMoeAux *aux);
 
 /* Accumulates (+=) into params->grad and dinp (T, D) the gradient of
  *   sum(dout * out) + balance_coef * aux.balance + entropy_coef * aux.entropy
- * for the last forward on this cache. */
+ * for the last forward on this cache. dinp may be NULL (no input gradient). Gradients reach the
+ * experts, the gates, the clean logits (centres/weights and inputs), the noise scales (noise
+ * weights and inputs) and, through the load estimator, the threshold logits. */
 void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, float *dinp,
                      const float *dout, float balance_coef, float entropy_coef);
 
-/* Tokens routed to each expert by the last forward, per modality: (M, E), row-major. */
+/* Tokens routed to each expert by the last forward, per modality: (M, E), row-major. Every token
+ * counts once for each of its K experts, so the whole table sums to T * K. */
 const int *fm_moe_expert_counts(const FmMoeCache *cache);
+
+/* A read-only view of the routing of the last forward on a cache, for diagnostics and tests.
+ * The pointers are into the cache and stay valid until the next forward. E_r is
+ * moe->experts_per_router; expert ids in `selected` are global ids in [0, E) (disjoint: router r
+ * owns r E_r .. (r + 1) E_r - 1); the other per-expert arrays use the token's router's local ids. */
+typedef struct {
+    int T, K, E_r, n_routers;
+    const int *selected;          /* (T, K) experts of each token, largest noisy logit first */
+    const float *gates;           /* (T, K) their gates (each row sums to 1) */
+    const float *logits;          /* (T, E_r) clean logits of the token's router */
+    const float *noisy_logits;    /* (T, E_r) logits after the noise (== logits without noise) */
+    const float *probs;           /* (T, E_r) softmax of the clean logits over all E_r experts */
+    const double *importance;     /* (n_routers, E_r) sum of gates per expert */
+    const double *load;           /* (n_routers, E_r) smooth load (noisy) or hard count */
+    const double *modality_probs; /* (M, E) mean router probabilities per modality, global ids
+                                   * (0 rows for modalities absent from the batch) */
+    const int *counts;            /* (M, E) as fm_moe_expert_counts */
+    int noisy;                    /* 1: the last forward used routing noise */
+} FmMoeRouting;
+void fm_moe_routing(const FmMoeCache *cache, FmMoeRouting *view);
+
+/* Test hook: fixes the routing noise. eps (T, E_r), each token's standard normal draws over its
+ * router's experts, is copied into the cache and used by every following noisy training forward
+ * of exactly T tokens instead of drawing from rng; eps NULL returns to drawing. T <= max_tokens. */
+void fm_moe_inject_noise(FmMoeCache *cache, const float *eps, int T);
 
 #endif
