@@ -5,18 +5,9 @@
 #include <string.h>
 
 #include "models/init.h"
+#include "models/model.h"
 #include "src/linear.h"
 #include "src/time2vec.h"
-
-static const char *kind_name(FmModalityKind k) {
-    switch (k) {
-    case FM_MODALITY_SERIES: return "series";
-    case FM_MODALITY_EVENTS: return "events";
-    case FM_MODALITY_IMAGES: return "images";
-    case FM_MODALITY_STATIC: return "static";
-    }
-    return "unknown";
-}
 
 /* Width of mTAND's input items. */
 static int item_width(const FmEncoderConfig *c) {
@@ -99,7 +90,7 @@ FmStatus fm_encoder_pack(const FmEncoder *enc, FmEncoderBuffers *buf, const FmBa
     const int C = c->C, L = bm->max_L;
     if (bm->kind != c->kind || bm->C != C)
         return FM_FAIL(err, FM_ERR_ARG, NULL, "modality %s: the model expects %s data with %d channels, got %s with %d",
-                       name, kind_name(c->kind), C, kind_name(bm->kind), bm->C);
+                       name, fm_model_kind_name(c->kind), C, fm_model_kind_name(bm->kind), bm->C);
     if (B > buf->max_B || L > buf->max_L || L < (c->kind == FM_MODALITY_STATIC ? 1 : 0))
         return FM_FAIL(err, FM_ERR_ARG, NULL,
                        "modality %s: batch of %d stays with %d observations each does not fit the workspace "

@@ -29,6 +29,39 @@ FmModelConfig fm_model_config_default(void) {
     return c;
 }
 
+static const char *const GATE_NAMES[] = {"laplace", "gaussian", "softmax"};
+static const char *const ROUTER_NAMES[] = {"joint", "per_modality", "disjoint"};
+static const char *const KIND_NAMES[] = {"series", "events", "images", "static"};
+static const char *const TASK_NAMES[] = {"binary", "regression", "multilabel"};
+static const char *const POOLING_NAMES[] = {"mean", "last"};
+
+#define NAME_OF(table, v) ((int)(v) >= 0 && (size_t)(v) < sizeof table / sizeof *table ? table[(int)(v)] : "unknown")
+
+static int parse(const char *const *table, int n, const char *s) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(table[i], s) == 0) return i;
+    return -1;
+}
+
+#define PARSE(table, s, out, type)                                          \
+    do {                                                                    \
+        int i = parse(table, (int)(sizeof table / sizeof *table), s);       \
+        if (i < 0) return -1;                                               \
+        *(out) = (type)i;                                                   \
+        return 0;                                                           \
+    } while (0)
+
+const char *fm_model_gate_name(FmGate gate) { return NAME_OF(GATE_NAMES, gate); }
+const char *fm_model_router_name(FmRouter router) { return NAME_OF(ROUTER_NAMES, router); }
+const char *fm_model_kind_name(FmModalityKind kind) { return NAME_OF(KIND_NAMES, kind); }
+const char *fm_model_task_kind_name(FmTaskKind kind) { return NAME_OF(TASK_NAMES, kind); }
+const char *fm_model_pooling_name(FmPooling pooling) { return NAME_OF(POOLING_NAMES, pooling); }
+int fm_model_gate_parse(const char *s, FmGate *gate) { PARSE(GATE_NAMES, s, gate, FmGate); }
+int fm_model_router_parse(const char *s, FmRouter *router) { PARSE(ROUTER_NAMES, s, router, FmRouter); }
+int fm_model_kind_parse(const char *s, FmModalityKind *kind) { PARSE(KIND_NAMES, s, kind, FmModalityKind); }
+int fm_model_task_kind_parse(const char *s, FmTaskKind *kind) { PARSE(TASK_NAMES, s, kind, FmTaskKind); }
+int fm_model_pooling_parse(const char *s, FmPooling *pooling) { PARSE(POOLING_NAMES, s, pooling, FmPooling); }
+
 static int valid_name(const char *s, size_t cap) {
     size_t n = strnlen(s, cap);
     if (n == 0 || n >= cap) return 0;
