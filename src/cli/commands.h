@@ -17,5 +17,7 @@ int fm_cmd_version(int argc, char **argv);
 int fm_cmd_prepare(int argc, char **argv);
 /* Writes a synthetic multimodal cohort in the real input formats (data/synth.h). */
 int fm_cmd_synth(int argc, char **argv);
+/* Trains one study run into a run folder (src/train.h). */
+int fm_cmd_train(int argc, char **argv);
 
 #endif
