@@ -1,7 +1,6 @@
 /* Training one study run (src/train.h). */
 #include "src/train.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "src/rng.h"
 #include "src/strbuf.h"
 #include "src/train_batch.h"
+#include "src/train_folder.h"
 #include "src/train_model_file.h"
 #include "src/train_spec.h"
 
@@ -93,23 +93,6 @@ static double now_s(void) {
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-/* mkdir -p */
-static FmStatus make_dirs(const char *dir, FmError *err) {
-    char buf[FM_PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return FM_FAIL(err, FM_ERR_ARG, dir, "path too long");
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return FM_FAIL(err, FM_ERR_IO, buf, "cannot create: %s", strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return FM_FAIL(err, FM_ERR_IO, buf, "cannot create: %s", strerror(errno));
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return FM_FAIL(err, FM_ERR_IO, buf, "not a folder");
-    return FM_OK;
 }
 
 static void run_free(Run *r) {
@@ -620,7 +603,7 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
         return st;
     }
     if ((st = setup(&r, err)) != FM_OK) goto done;
-    if ((st = make_dirs(opt->out_dir, err)) != FM_OK) goto done;
+    if ((st = fm_train_folder_create(opt->out_dir, err)) != FM_OK) goto done;
     if ((st = load_checkpoint(&r, err)) != FM_OK) goto done;
     if (!r.has_checkpoint) {
         fm_train_log_header(&r.log, &r.model->cfg);

@@ -19,5 +19,9 @@ int fm_cmd_prepare(int argc, char **argv);
 int fm_cmd_synth(int argc, char **argv);
 /* Trains one study run into a run folder (src/train.h). */
 int fm_cmd_train(int argc, char **argv);
+/* Evaluates a trained model on a cohort (src/evaluate_run.h). */
+int fm_cmd_eval(int argc, char **argv);
+/* Scores a cohort's stays with a trained model, no labels needed (src/evaluate_run.h). */
+int fm_cmd_predict(int argc, char **argv);
 
 #endif

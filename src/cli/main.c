@@ -11,6 +11,8 @@ static const FmCommand COMMANDS[] = {
     {"prepare", "read raw clinical data and write a prepared cohort file", fm_cmd_prepare},
     {"synth", "write a synthetic multimodal cohort (CSV, HDF5, PNG) and print its prepare command", fm_cmd_synth},
     {"train", "train a study's model, select the best epoch, evaluate it on the test part", fm_cmd_train},
+    {"eval", "evaluate a trained model on a cohort: predictions.csv and metrics.json", fm_cmd_eval},
+    {"predict", "score the stays of a cohort with a trained model: predictions.csv", fm_cmd_predict},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);
 
