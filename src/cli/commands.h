@@ -23,5 +23,7 @@ int fm_cmd_train(int argc, char **argv);
 int fm_cmd_eval(int argc, char **argv);
 /* Scores a cohort's stays with a trained model, no labels needed (src/evaluate_run.h). */
 int fm_cmd_predict(int argc, char **argv);
+/* Runs an ablation grid and writes its results tables (src/ablate.h). */
+int fm_cmd_ablate(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const FmCommand COMMANDS[] = {
     {"train", "train a study's model, select the best epoch, evaluate it on the test part", fm_cmd_train},
     {"eval", "evaluate a trained model on a cohort: predictions.csv and metrics.json", fm_cmd_eval},
     {"predict", "score the stays of a cohort with a trained model: predictions.csv", fm_cmd_predict},
+    {"ablate", "run a grid of configurations x splits x seeds and tabulate the results", fm_cmd_ablate},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);
 
