@@ -100,6 +100,7 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
     memset(&c, 0, sizeof c);
     memset(&tb, 0, sizeof tb);
     memset(&pred, 0, sizeof pred);
+    if (o->usage) memset(o->usage, 0, sizeof *o->usage);
     if (o->batch_size < 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "batch size %d", o->batch_size);
     fm_blas_set_threads(o->threads);
     FmStatus st = fm_train_model_load(o->model_path, &model, &stats, &n_stats, &info, err);
@@ -111,7 +112,8 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
         st = fm_train_spec_from_model(&model->cfg, info.label_ptr, &c, o->cohort_path, o->with_labels, &spec, err);
     if (st == FM_OK) st = fm_train_model_use_norm(&c, o->cohort_path, &model->cfg, stats, n_stats, err);
     if (st == FM_OK) st = choose_stays(&c, split, o->part, &idx, &n, err);
-    if (st == FM_OK) st = fm_train_folder_create(o->out_dir, err);
+    if (st == FM_OK && o->out_dir) st = fm_train_folder_create(o->out_dir, err);
+    if (st == FM_OK && o->usage) st = fm_evaluate_usage_create(o->usage, model, err);
     int cap = o->batch_size > 0 ? o->batch_size : training_batch_size(&info);
     FmModelShape shape;
     if (st == FM_OK) {
@@ -120,13 +122,16 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
     }
     if (st == FM_OK) st = fm_train_batch_alloc(&tb, &c, &spec, cap, err);
     if (st == FM_OK) st = fm_evaluate_predictions_alloc(&pred, n, spec.n_labels, err);
-    FmEvaluateOptions eo = {.missing_rate = o->missing_rate, .seed = o->seed};
+    FmEvaluateOptions eo = {.missing_rate = o->missing_rate, .seed = o->seed, .usage = o->usage};
     if (st == FM_OK)
         st = fm_evaluate_predict(model, ws, &tb, &c, &spec, FM_COHORT_NORM_EXTERNAL, idx, n, &eo, &pred, err);
-    char path[FM_PATH_MAX];
-    snprintf(path, sizeof path, "%s/predictions.csv", o->out_dir);
-    if (st == FM_OK) st = fm_evaluate_write_predictions(path, &pred, info.label_ptr, o->with_labels, err);
-    if (st == FM_OK && o->with_labels) st = write_metrics(o, model, &info, &c, split, &pred, err);
+    if (o->out_dir) {
+        char path[FM_PATH_MAX];
+        snprintf(path, sizeof path, "%s/predictions.csv", o->out_dir);
+        if (st == FM_OK) st = fm_evaluate_write_predictions(path, &pred, info.label_ptr, o->with_labels, err);
+        if (st == FM_OK && o->with_labels) st = write_metrics(o, model, &info, &c, split, &pred, err);
+    }
+    if (st != FM_OK && o->usage) fm_evaluate_usage_free(o->usage);
     if (st == FM_OK) {
         res->n_stays = n;
         res->split = o->part == FM_EVAL_PART_ALL ? -1 : split;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "src/error.h"
+#include "src/evaluate_usage.h"
 
 #define FM_EVAL_PART_ALL (-1)
 
@@ -38,7 +39,9 @@ typedef struct {
                             the training run's test predictions to the bit) */
     int with_labels;     /* 1: eval (labels, metrics); 0: predict */
     int threads;         /* OpenBLAS threads */
-    const char *out_dir;
+    const char *out_dir; /* NULL: write nothing (e.g. to collect expert usage only) */
+    FmExpertUsage *usage; /* when not NULL: created for the model (fm_evaluate_usage_free is the
+                             caller's) and filled with the expert counts of every forward */
 } FmEvaluateRunOptions;
 
 /* Defaults: split -1, part test, no missing modalities, seed 1, 1000 replicates, batch size 0,

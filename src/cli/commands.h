@@ -25,5 +25,7 @@ int fm_cmd_eval(int argc, char **argv);
 int fm_cmd_predict(int argc, char **argv);
 /* Runs an ablation grid and writes its results tables (src/ablate.h). */
 int fm_cmd_ablate(int argc, char **argv);
+/* Prints a model file's configuration, parameter counts and expert utilisation (src/inspect.h). */
+int fm_cmd_inspect(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const FmCommand COMMANDS[] = {
     {"eval", "evaluate a trained model on a cohort: predictions.csv and metrics.json", fm_cmd_eval},
     {"predict", "score the stays of a cohort with a trained model: predictions.csv", fm_cmd_predict},
     {"ablate", "run a grid of configurations x splits x seeds and tabulate the results", fm_cmd_ablate},
+    {"inspect", "a model file's configuration, parameter counts and expert utilisation", fm_cmd_inspect},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);
 
