@@ -115,7 +115,10 @@ const char *fm_study_cli(void) { return g_cli; }
 
 void fm_study_write(const char *path, const char *cohort, const char *extra) {
     FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
+    if (!f) { /* also used outside tests (suite set-up), where ck_assert cannot report */
+        perror(path);
+        exit(1);
+    }
     fprintf(f,
             "[data]\ncohort = %s\ntasks = mortality, phenotypes, los_regression\n"
             "[model]\nd_model = 8\nref_points = 4\nheads = 2\ntime_dim = 4\nlayers = 1\nexperts = 4\ntop_k = 2\n"
