@@ -207,15 +207,14 @@ static int add_axis(Parse *ps, const char *key, const char *text) {
     int is_list = k->type == FM_CFG_LIST || k->type == FM_CFG_FLOAT_LIST;
     int n = 1;
     for (const char *p = text; *p; p++) n += *p == '|';
-    FmAblateAxis *ax = &g->axes[g->n_axes];
+    FmAblateAxis *ax = &g->axes[g->n_axes++]; /* counted at once, so the grid frees it */
     memset(ax, 0, sizeof *ax);
-    ax->value = fm_calloc((size_t)n, sizeof *ax->value);
-    ax->label = fm_calloc((size_t)n, sizeof *ax->label);
-    if (!ax->value || !ax->label) goto nomem;
     snprintf(ax->key, sizeof ax->key, "%s", key);
     ax->line = ps->line;
     ax->eval_only = strcmp(k->section, "eval") == 0;
-    g->n_axes++;
+    ax->value = fm_calloc((size_t)n, sizeof *ax->value);
+    ax->label = fm_calloc((size_t)n, sizeof *ax->label);
+    if (!ax->value || !ax->label) goto nomem;
     const char *p = text;
     for (int i = 0; i < n; i++) {
         const char *bar = strchr(p, '|');

@@ -251,7 +251,7 @@ static FmStatus setup(Run *r, FmError *err) {
     /* What the model file records besides the model */
     r->info.n_labels = r->spec.n_labels;
     for (int j = 0; j < r->spec.n_labels; j++) {
-        snprintf(r->info.label_name[j], FM_TRAIN_LABEL_NAME_MAX, "%s", r->spec.label[j].name);
+        memcpy(r->info.label_name[j], r->spec.label[j].name, FM_TRAIN_LABEL_NAME_MAX); /* same size */
         r->info.threshold[j] = NAN;
     }
     fm_train_info_bind(&r->info);
