@@ -7,6 +7,7 @@
 #include "models/init.h"
 #include "src/gemm.h"
 #include "src/linear.h"
+#include "src/vecmath.h"
 
 /* A per-channel denominator below this (while the channel has observations) has lost its
  * precision to underflow of exp(s - row max): that (h, r, c) is recomputed directly. */
@@ -127,19 +128,13 @@ void fm_mtand_forward(const FmMtand *mt, const FmParams *params, FmMtandBuffers 
                     P + (size_t)h * Q * n, n);
         /* E = exp(s - row max), once per (h, r, l) */
         for (int i = 0; i < HQ; i++) {
-            float *row = P + (size_t)i * n, mx = row[0];
-            for (int l = 1; l < n; l++) mx = row[l] > mx ? row[l] : mx;
-            float sum = 0.0f;
-            for (int l = 0; l < n; l++) {
-                row[l] = expf(row[l] - mx);
-                sum += row[l];
-            }
-            if (cf->per_channel) {
+            float *row = P + (size_t)i * n;
+            fm_vec_exp_sub(row, row, fm_vec_max(row, (size_t)n), (size_t)n);
+            const float sum = fm_vec_sum(row, (size_t)n);
+            if (cf->per_channel)
                 buf->rs[(size_t)s * HQ + i] = sum;
-            } else {
-                float inv = 1.0f / sum;
-                for (int l = 0; l < n; l++) row[l] *= inv;
-            }
+            else
+                fm_vec_scale(row, 1.0f / sum, (size_t)n);
         }
         if (!cf->per_channel) {
             /* o_h (Q, C) = alpha_h (Q, n) @ x (n, C), written into o's head-h columns */
@@ -217,8 +212,8 @@ void fm_mtand_backward(const FmMtand *mt, FmParams *params, FmMtandBuffers *buf,
             /* alpha = softmax(s):  ds = alpha (dalpha - sum_l alpha dalpha) */
             for (int i = 0; i < HQ; i++) {
                 const float *a = P + (size_t)i * n;
-                float *da = dP + (size_t)i * n, dot = 0.0f;
-                for (int l = 0; l < n; l++) dot += a[l] * da[l];
+                float *da = dP + (size_t)i * n;
+                const float dot = fm_vec_dot(a, da, (size_t)n);
                 for (int l = 0; l < n; l++) da[l] = a[l] * (da[l] - dot);
             }
         } else {
