@@ -10,7 +10,8 @@
  * of stay (regression).
  *
  * A training step is zero_grad, forward (training), backward and an Adam step; inference is the
- * evaluation forward. Each configuration runs in a child process so that its peak RSS is its own.
+ * evaluation forward. Times are medians over the steps (the machine is shared: a mean would
+ * count other processes' bursts). Each configuration runs in a child process so that its peak RSS is its own.
  * The batch is written to a temporary directory (raw float32/int32 arrays and a manifest) and
  * tests/bench/bench_model_torch.py runs the same model in PyTorch on it (OPENBLAS_CORETYPE set,
  * torch.set_num_threads(2)); both use the machine's 2 cores (OpenBLAS threads here).
@@ -43,6 +44,17 @@ typedef struct {
     double train_sps, infer_sps, train_ms, infer_ms;
     long rss_kb;
 } BenchResult;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of t[0..n) (sorts t): robust to other processes taking the CPU for a moment. */
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
 
 static double now(void) {
     struct timespec ts;
@@ -213,7 +225,8 @@ static BenchResult run_ours(const BenchCase *bc, const FmBatch *batch, int steps
     FmRng root;
     fm_rng_seed(&root, 7);
     BenchResult r = {0};
-    double t_train = 0.0;
+    double *t_train = calloc((size_t)steps, sizeof(double)), *t_infer = calloc((size_t)(2 * steps), sizeof(double));
+    if (!t_train || !t_infer) exit(1);
     for (int s = -2; s < steps; s++) { /* two warm-up steps */
         FmRng rng = fm_rng_split(&root, (uint64_t)(s + 2));
         FmModelLoss loss;
@@ -222,19 +235,21 @@ static BenchResult run_ours(const BenchCase *bc, const FmBatch *batch, int steps
         if (fm_model_forward(model, ws, batch, 1, &rng, &loss, &err)) die(&err);
         fm_model_backward(model, ws);
         fm_adam_step(&model->params, &adam, s + 3);
-        if (s >= 0) t_train += now() - t0;
+        if (s >= 0) t_train[s] = now() - t0;
     }
-    double t_infer = 0.0;
     const int infer_steps = 2 * steps;
     for (int s = -1; s < infer_steps; s++) {
         double t0 = now();
         if (fm_model_forward(model, ws, batch, 0, NULL, NULL, &err)) die(&err);
-        if (s >= 0) t_infer += now() - t0;
+        if (s >= 0) t_infer[s] = now() - t0;
     }
-    r.train_ms = 1e3 * t_train / steps;
-    r.infer_ms = 1e3 * t_infer / infer_steps;
-    r.train_sps = batch->B / (t_train / steps);
-    r.infer_sps = batch->B / (t_infer / infer_steps);
+    const double mt = median(t_train, steps), mi = median(t_infer, infer_steps);
+    r.train_ms = 1e3 * mt;
+    r.infer_ms = 1e3 * mi;
+    r.train_sps = batch->B / mt;
+    r.infer_sps = batch->B / mi;
+    free(t_train);
+    free(t_infer);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r.rss_kb = ru.ru_maxrss;

@@ -5,12 +5,14 @@ float32, factored mTAND, sparse MoE dispatch) on the batch that bench_model wrot
     /usr/bin/python3 tests/bench/bench_model_torch.py DIR STEPS
 
 A training step is zero_grad, forward (training: dropout and routing noise), backward and
-torch.optim.Adam's step; inference is the evaluation forward under torch.no_grad(). Prints
+torch.optim.Adam's step; inference is the evaluation forward under torch.no_grad(). Times are
+medians over the steps, as in bench_model.c. Prints
 "RESULT train_stays_per_s infer_stays_per_s train_ms infer_ms peak_rss_kb".
 """
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 
@@ -57,7 +59,7 @@ def main():
     opt = torch.optim.Adam(params.values(), lr=4e-4)
     noise = torch.Generator().manual_seed(2)
 
-    t_train = 0.0
+    t_train = []
     for s in range(-2, steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -65,18 +67,18 @@ def main():
         losses["total"].backward()
         opt.step()
         if s >= 0:
-            t_train += time.perf_counter() - t0
-    t_infer = 0.0
+            t_train.append(time.perf_counter() - t0)
+    t_infer = []
     infer_steps = 2 * steps
     with torch.no_grad():
         for s in range(-1, infer_steps):
             t0 = time.perf_counter()
             fm.forward(cfg, params, batch, training=False, impl="factored")
             if s >= 0:
-                t_infer += time.perf_counter() - t0
+                t_infer.append(time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print("RESULT %.3f %.3f %.3f %.3f %d" % (B / (t_train / steps), B / (t_infer / infer_steps),
-                                             1e3 * t_train / steps, 1e3 * t_infer / infer_steps, rss))
+    mt, mi = statistics.median(t_train), statistics.median(t_infer)
+    print("RESULT %.3f %.3f %.3f %.3f %d" % (B / mt, B / mi, 1e3 * mt, 1e3 * mi, rss))
 
 
 if __name__ == "__main__":
