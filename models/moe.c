@@ -439,7 +439,7 @@ void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, floa
     memset(c->rg.dlogit, 0, TE * sizeof *c->rg.dlogit);
     memset(c->rg.dstd, 0, TE * sizeof *c->rg.dstd);
 
-    /* The experts, block by block, in reverse. */
+    /* The experts, block by block. */
     const float *W1 = fm_params_data(params, moe->fc1_w), *W2 = fm_params_data(params, moe->fc2_w);
     float *dW1 = fm_params_grad(params, moe->fc1_w), *dB1 = fm_params_grad(params, moe->fc1_b);
     float *dW2 = fm_params_grad(params, moe->fc2_w), *dB2 = fm_params_grad(params, moe->fc2_b);

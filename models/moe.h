@@ -82,8 +82,8 @@ void fm_moe_init(const FmMoe *moe, FmParams *params, FmRng *rng);
 /* Activations kept by the forward for the backward, sized for up to max_tokens tokens: every
  * buffer the forward and backward use is allocated here, none later. About
  * max_tokens * K * (2 hidden + 2 D) floats for the expert activations (plus max_tokens * K *
- * hidden bytes of dropout mask when cfg->dropout > 0) and max_tokens * (3 hidden + 3 D) floats
- * of backward scratch. Fails with FM_ERR_CONFIG on a bad cfg, FM_ERR_ARG on max_tokens < 1,
+ * hidden bytes of dropout mask when cfg->dropout > 0) and max_tokens * (2 hidden + 2 D) floats
+ * of backward scratch (3 hidden with dropout). Fails with FM_ERR_CONFIG on a bad cfg, FM_ERR_ARG on max_tokens < 1,
  * FM_ERR_NOMEM (nothing left allocated). */
 typedef struct FmMoeCache FmMoeCache;
 FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens,

@@ -26,6 +26,8 @@ typedef struct {
                          EVENTS, IMAGES: (B, max_L), 1 = a real item (not padding) */
     int *count;       /* (B) observations (SERIES: time points; EVENTS/IMAGES: items) */
     uint8_t *present; /* (B) 1 = the stay has this modality; 0 = missing modality */
+    int cap_L;        /* observations per stay the buffers can hold (set by the allocator;
+                         0 in hand-built batches) */
 } FmBatchModality;
 
 typedef struct {
@@ -36,6 +38,7 @@ typedef struct {
     float *label;         /* (B, n_labels) targets: 0/1 for binary labels, a value for regression */
     uint8_t *label_mask;  /* (B, n_labels) 1 = target known */
     int64_t *stay_id;     /* (B) */
+    int cap_B;            /* stays the buffers can hold (set by the allocator; 0 if hand-built) */
 } FmBatch;
 
 #endif

@@ -13,6 +13,8 @@ typedef struct {
 /* The version line with the OpenBLAS kernel in use, e.g. for `fusemoe --version`. */
 int fm_cmd_version(int argc, char **argv);
 
+/* Raw clinical data (PhysioNet 2012 folders or a long CSV, notes, images) to a cohort file. */
+int fm_cmd_prepare(int argc, char **argv);
 /* Writes a synthetic multimodal cohort in the real input formats (data/synth.h). */
 int fm_cmd_synth(int argc, char **argv);
 

@@ -8,6 +8,7 @@
 
 static const FmCommand COMMANDS[] = {
     {"version", "print the version and the OpenBLAS kernel in use", fm_cmd_version},
+    {"prepare", "read raw clinical data and write a prepared cohort file", fm_cmd_prepare},
     {"synth", "write a synthetic multimodal cohort (CSV, HDF5, PNG) and print its prepare command", fm_cmd_synth},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);

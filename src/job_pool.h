@@ -1,0 +1,28 @@
+/* Running independent jobs as child processes, at most N at a time.
+ *
+ * Used by ablations: every run of a grid is its own process (its own memory, its own failure),
+ * so runs cannot influence each other and the results do not depend on how many run at once.
+ * Each job's stdout and stderr go to its own log file. */
+#ifndef FM_JOB_POOL_H
+#define FM_JOB_POOL_H
+
+#include "src/error.h"
+
+typedef struct {
+    char *const *argv;    /* argv[0] is the program path; NULL-terminated */
+    const char *log_path; /* receives the job's stdout and stderr (truncated first) */
+} FmJob;
+
+/* Called in the parent as each job ends, in completion order: exit_status is the job's exit
+ * code, or 128 + signal number if a signal killed it. */
+typedef void (*FmJobDone)(void *ctx, int index, int exit_status);
+
+/* Runs jobs[0..n) with at most max_parallel (>= 1) running at once, starting them in index
+ * order. Returns FM_OK when every job has ended (whatever their exit codes, which on_done
+ * reports), FM_ERR_IO if a process cannot be started, FM_ERR_INTERRUPTED if SIGINT/SIGTERM
+ * arrived (src/interrupt.h; install it first): then running jobs are sent SIGTERM and waited
+ * for, and jobs not yet started are not started. */
+FmStatus fm_job_pool_run(const FmJob *jobs, int n, int max_parallel, FmJobDone on_done, void *ctx,
+                         FmError *err);
+
+#endif
