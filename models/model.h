@@ -94,17 +94,15 @@ FmStatus fm_model_config_add_task(FmModelConfig *cfg, const char *name, FmTaskKi
 FmStatus fm_model_config_check(const FmModelConfig *cfg, FmError *err);
 
 /* Names of the options as configuration files and the model file spell them ("laplace",
- * "gaussian", "softmax"; "joint", "per_modality", "disjoint"; "series", "events", "images",
- * "static"; "binary", "regression", "multilabel"; "mean", "last"), and their parsers, which
- * return 0 on success and -1 for an unknown name. */
+ * "gaussian", "softmax"; "joint", "per_modality", "disjoint"; "binary", "regression",
+ * "multilabel"; "mean", "last"), and their parsers, which return 0 on success and -1 for an
+ * unknown name. Modality kinds: fm_modality_kind_name / _parse (preprocessing/modality.h). */
 const char *fm_model_gate_name(FmGate gate);
 const char *fm_model_router_name(FmRouter router);
-const char *fm_model_kind_name(FmModalityKind kind);
 const char *fm_model_task_kind_name(FmTaskKind kind);
 const char *fm_model_pooling_name(FmPooling pooling);
 int fm_model_gate_parse(const char *s, FmGate *gate);
 int fm_model_router_parse(const char *s, FmRouter *router);
-int fm_model_kind_parse(const char *s, FmModalityKind *kind);
 int fm_model_task_kind_parse(const char *s, FmTaskKind *kind);
 int fm_model_pooling_parse(const char *s, FmPooling *pooling);
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "models/model.h"
+#include "preprocessing/modality.h"
 #include "src/blas_kernel.h"
 
 typedef struct {
@@ -187,7 +188,7 @@ static void write_inputs(const char *dir, const BenchCase *bc, const FmBatch *ba
     for (int m = 0; m < c->M; m++) {
         const FmBatchModality *bm = &batch->mod[m];
         fprintf(f, "%s{\"name\": \"%s\", \"kind\": \"%s\", \"C\": %d, \"L\": %d}", m ? ", " : "", c->mod[m].name,
-                fm_model_kind_name(c->mod[m].kind), bm->C, bm->max_L);
+                fm_modality_kind_name(c->mod[m].kind), bm->C, bm->max_L);
         const size_t BL = (size_t)batch->B * bm->max_L;
         char name[128];
         snprintf(name, sizeof name, "%s.time", c->mod[m].name);
