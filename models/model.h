@@ -162,7 +162,8 @@ typedef struct {
 } FmModelLoss;
 
 /* Runs the model on `batch`. training != 0: dropout and routing noise from streams split off
- * `rng` (same rng state, same result); training == 0 is deterministic (rng may be NULL).
+ * `rng` (same rng state, same result); training == 0 is deterministic (rng may be NULL; so may
+ * it in training when the configuration has neither dropout nor noise).
  * With labels (batch->label and label_mask non-NULL) the losses are computed into `loss`
  * (may be NULL) and the backward may follow; without, only predictions. The forward copies
  * what the backward needs: the batch may change or go away afterwards.

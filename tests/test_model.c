@@ -493,6 +493,17 @@ START_TEST(test_forward_rejects_bad_batches) {
     ck_assert_int_eq(fm_model_forward(m, ws, &tb.batch, 0, NULL, NULL, &err), FM_ERR_ARG);
     tb.batch.n_labels = 4;
     ck_assert_int_eq(fm_model_forward(m, ws, &tb.batch, 1, NULL, NULL, &err), FM_ERR_ARG); /* no rng */
+    {
+        /* nothing random in the configuration: training without a generator is allowed */
+        FmModelConfig plain = cfg;
+        plain.dropout = 0.0f;
+        plain.noisy = 0;
+        FmModel *m2 = make_model(&plain, 53);
+        FmModelWorkspace *ws2 = make_ws(m2, &tb);
+        ck_assert_int_eq(fm_model_forward(m2, ws2, &tb.batch, 1, NULL, NULL, &err), FM_OK);
+        fm_model_workspace_free(ws2);
+        fm_model_free(m2);
+    }
     tb.mod[1].C = 6;
     ck_assert_int_eq(fm_model_forward(m, ws, &tb.batch, 0, NULL, NULL, &err), FM_ERR_ARG);
     ck_assert_str_eq(err.message, "modality notes: the model expects events data with 5 channels, got events with 6");
