@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "models/init.h"
-#include "models/model.h"
+#include "preprocessing/modality.h"
 #include "src/linear.h"
 #include "src/time2vec.h"
 
@@ -90,7 +90,7 @@ FmStatus fm_encoder_pack(const FmEncoder *enc, FmEncoderBuffers *buf, const FmBa
     const int C = c->C, L = bm->max_L;
     if (bm->kind != c->kind || bm->C != C)
         return FM_FAIL(err, FM_ERR_ARG, NULL, "modality %s: the model expects %s data with %d channels, got %s with %d",
-                       name, fm_model_kind_name(c->kind), C, fm_model_kind_name(bm->kind), bm->C);
+                       name, fm_modality_kind_name(c->kind), C, fm_modality_kind_name(bm->kind), bm->C);
     if (B > buf->max_B || L > buf->max_L || L < (c->kind == FM_MODALITY_STATIC ? 1 : 0))
         return FM_FAIL(err, FM_ERR_ARG, NULL,
                        "modality %s: batch of %d stays with %d observations each does not fit the workspace "

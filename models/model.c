@@ -314,6 +314,11 @@ FmStatus fm_model_forward(const FmModel *model, FmModelWorkspace *ws, const FmBa
         return FM_FAIL(err, FM_ERR_ARG, NULL, "batch of %d stays, the workspace takes 1 to %d", batch->B, ws->max.B);
     if (training && rng == NULL && (c->dropout > 0.0f || c->noisy))
         return FM_FAIL(err, FM_ERR_ARG, NULL, "training forward needs a random generator");
+    FmRng unused; /* training without dropout or noise draws nothing that matters */
+    if (training && rng == NULL) {
+        fm_rng_seed(&unused, 0);
+        rng = &unused;
+    }
     const int have_labels = batch->label != NULL && batch->label_mask != NULL;
     if (have_labels && batch->n_labels != c->n_labels)
         return FM_FAIL(err, FM_ERR_ARG, NULL, "batch has %d label columns, the model %d", batch->n_labels, c->n_labels);
@@ -331,16 +336,16 @@ FmStatus fm_model_forward(const FmModel *model, FmModelWorkspace *ws, const FmBa
     /* Fusion stack and final LayerNorm */
     for (int l = 0; l < c->layers; l++) {
         FmRng lr;
-        if (training && rng) lr = fm_rng_split(rng, STEP_FUSION + (uint64_t)l);
+        if (training) lr = fm_rng_split(rng, STEP_FUSION + (uint64_t)l);
         fm_fusion_forward(&model->layer[l], p, &ws->fc[l], ws->x[l + 1], ws->x[l], ws->token_modality, B, T,
-                          training, training && rng ? &lr : NULL, &ws->aux[l]);
+                          training, training ? &lr : NULL, &ws->aux[l]);
     }
     fm_layernorm_forward(ws->xf, ws->fmean, ws->frstd, ws->x[c->layers], fm_params_data(p, model->norm_w),
                          fm_params_data(p, model->norm_b), B * T, D);
     pool_forward(model, ws, B);
     FmRng hr;
-    if (training && rng) hr = fm_rng_split(rng, STEP_HEADS);
-    fm_heads_forward(&model->heads, p, &ws->hb, ws->pooled, B, training, training && rng ? &hr : NULL);
+    if (training) hr = fm_rng_split(rng, STEP_HEADS);
+    fm_heads_forward(&model->heads, p, &ws->hb, ws->pooled, B, training, training ? &hr : NULL);
     ws->batch = batch;
     ws->B = B;
     ws->training = training;

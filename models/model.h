@@ -94,17 +94,15 @@ FmStatus fm_model_config_add_task(FmModelConfig *cfg, const char *name, FmTaskKi
 FmStatus fm_model_config_check(const FmModelConfig *cfg, FmError *err);
 
 /* Names of the options as configuration files and the model file spell them ("laplace",
- * "gaussian", "softmax"; "joint", "per_modality", "disjoint"; "series", "events", "images",
- * "static"; "binary", "regression", "multilabel"; "mean", "last"), and their parsers, which
- * return 0 on success and -1 for an unknown name. */
+ * "gaussian", "softmax"; "joint", "per_modality", "disjoint"; "binary", "regression",
+ * "multilabel"; "mean", "last"), and their parsers, which return 0 on success and -1 for an
+ * unknown name. Modality kinds: fm_modality_kind_name / _parse (preprocessing/modality.h). */
 const char *fm_model_gate_name(FmGate gate);
 const char *fm_model_router_name(FmRouter router);
-const char *fm_model_kind_name(FmModalityKind kind);
 const char *fm_model_task_kind_name(FmTaskKind kind);
 const char *fm_model_pooling_name(FmPooling pooling);
 int fm_model_gate_parse(const char *s, FmGate *gate);
 int fm_model_router_parse(const char *s, FmRouter *router);
-int fm_model_kind_parse(const char *s, FmModalityKind *kind);
 int fm_model_task_kind_parse(const char *s, FmTaskKind *kind);
 int fm_model_pooling_parse(const char *s, FmPooling *pooling);
 
@@ -164,7 +162,8 @@ typedef struct {
 } FmModelLoss;
 
 /* Runs the model on `batch`. training != 0: dropout and routing noise from streams split off
- * `rng` (same rng state, same result); training == 0 is deterministic (rng may be NULL).
+ * `rng` (same rng state, same result); training == 0 is deterministic (rng may be NULL; so may
+ * it in training when the configuration has neither dropout nor noise).
  * With labels (batch->label and label_mask non-NULL) the losses are computed into `loss`
  * (may be NULL) and the backward may follow; without, only predictions. The forward copies
  * what the backward needs: the batch may change or go away afterwards.

@@ -31,7 +31,6 @@ FmModelConfig fm_model_config_default(void) {
 
 static const char *const GATE_NAMES[] = {"laplace", "gaussian", "softmax"};
 static const char *const ROUTER_NAMES[] = {"joint", "per_modality", "disjoint"};
-static const char *const KIND_NAMES[] = {"series", "events", "images", "static"};
 static const char *const TASK_NAMES[] = {"binary", "regression", "multilabel"};
 static const char *const POOLING_NAMES[] = {"mean", "last"};
 
@@ -53,12 +52,10 @@ static int parse(const char *const *table, int n, const char *s) {
 
 const char *fm_model_gate_name(FmGate gate) { return NAME_OF(GATE_NAMES, gate); }
 const char *fm_model_router_name(FmRouter router) { return NAME_OF(ROUTER_NAMES, router); }
-const char *fm_model_kind_name(FmModalityKind kind) { return NAME_OF(KIND_NAMES, kind); }
 const char *fm_model_task_kind_name(FmTaskKind kind) { return NAME_OF(TASK_NAMES, kind); }
 const char *fm_model_pooling_name(FmPooling pooling) { return NAME_OF(POOLING_NAMES, pooling); }
 int fm_model_gate_parse(const char *s, FmGate *gate) { PARSE(GATE_NAMES, s, gate, FmGate); }
 int fm_model_router_parse(const char *s, FmRouter *router) { PARSE(ROUTER_NAMES, s, router, FmRouter); }
-int fm_model_kind_parse(const char *s, FmModalityKind *kind) { PARSE(KIND_NAMES, s, kind, FmModalityKind); }
 int fm_model_task_kind_parse(const char *s, FmTaskKind *kind) { PARSE(TASK_NAMES, s, kind, FmTaskKind); }
 int fm_model_pooling_parse(const char *s, FmPooling *pooling) { PARSE(POOLING_NAMES, s, pooling, FmPooling); }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "preprocessing/modality.h"
 #include "src/alloc.h"
 #include "src/atomic_file.h"
 #include "src/h5io.h"
@@ -45,7 +46,7 @@ static FmStatus write_config(hid_t file, const FmModelConfig *c, FmError *err) {
         snprintf(name, sizeof name, "modality.%d", m);
         hid_t s;
         if ((st = fm_h5_group_create(g, name, &s, err))) break;
-        if (!(st = put_s(s, "name", mc->name, err)) && !(st = put_s(s, "kind", fm_model_kind_name(mc->kind), err)) &&
+        if (!(st = put_s(s, "name", mc->name, err)) && !(st = put_s(s, "kind", fm_modality_kind_name(mc->kind), err)) &&
             !(st = put_i(s, "C", mc->C, err)) && !(st = put_i(s, "imputation", mc->imputation, err)) &&
             !(st = put_i(s, "patch", mc->patch, err)) && !(st = put_i(s, "patch_dim", mc->patch_dim, err)))
             st = put_i(s, "patch_gelu", mc->patch_gelu, err);
@@ -69,66 +70,25 @@ done:
     return st;
 }
 
-/* The channel names joined by newlines, in a new buffer (NULL when out of memory). */
-static char *join_channels(const FmNormStats *s) {
-    size_t len = 1;
-    for (int c = 0; c < s->C; c++) len += strlen(s->channel[c]) + 1;
-    char *out = fm_malloc(len), *p = out;
-    if (!out) return NULL;
-    *p = '\0';
-    for (int c = 0; c < s->C; c++) p += sprintf(p, c ? "\n%s" : "%s", s->channel[c]);
-    return out;
-}
-
-static FmStatus check_stats(const FmModel *model, const FmNormStats *stats, int n_stats, const char *path,
-                            FmError *err) {
-    for (int i = 0; i < n_stats; i++) {
-        const FmNormStats *s = &stats[i];
-        int found = 0;
-        for (int m = 0; m < model->cfg.M; m++) found |= strcmp(model->cfg.mod[m].name, s->name) == 0;
-        if (!found)
-            return FM_FAIL(err, FM_ERR_ARG, path, "normalisation statistics for \"%s\", which is not a modality of the model",
-                           s->name);
-        if (s->C < 0 || (s->C > 0 && (!s->channel || !s->mean || !s->std)))
-            return FM_FAIL(err, FM_ERR_ARG, path, "normalisation statistics of %s: %d channels without arrays", s->name,
-                           s->C);
-        for (int u = 0; u < i; u++)
-            if (strcmp(stats[u].name, s->name) == 0)
-                return FM_FAIL(err, FM_ERR_ARG, path, "normalisation statistics of %s given twice", s->name);
-        for (int c = 0; c < s->C; c++)
-            if (!s->channel[c] || strchr(s->channel[c], '\n'))
-                return FM_FAIL(err, FM_ERR_ARG, path, "normalisation statistics of %s: channel %d: name missing or with a "
-                               "newline", s->name, c);
+/* The statistics must describe the model's modalities, in its order. */
+static FmStatus check_norm(const FmModel *model, const FmNorm *norm, const char *path, FmError *err) {
+    const FmModelConfig *c = &model->cfg;
+    if (norm->M != c->M)
+        return FM_FAIL(err, FM_ERR_ARG, path, "normalisation statistics for %d modalities, the model has %d", norm->M,
+                       c->M);
+    for (int m = 0; m < c->M; m++) {
+        const FmNormModality *nm = &norm->mod[m];
+        if (!nm->name || strcmp(nm->name, c->mod[m].name) != 0 || nm->kind != c->mod[m].kind || nm->C != c->mod[m].C)
+            return FM_FAIL(err, FM_ERR_ARG, path,
+                           "normalisation statistics: modality %d is %s (%s, %d channels), the model's is %s (%s, %d)", m,
+                           nm->name ? nm->name : "unnamed", fm_modality_kind_name(nm->kind), nm->C, c->mod[m].name,
+                           fm_modality_kind_name(c->mod[m].kind), c->mod[m].C);
     }
     return FM_OK;
 }
 
-static FmStatus write_stats(hid_t file, const FmNormStats *stats, int n_stats, FmError *err) {
-    hid_t g;
-    FmStatus st = fm_h5_group_create(file, "normalization", &g, err);
-    if (st) return st;
-    for (int i = 0; i < n_stats && !st; i++) {
-        const FmNormStats *s = &stats[i];
-        hid_t r;
-        if ((st = fm_h5_group_create(g, s->name, &r, err))) break;
-        char *joined = join_channels(s);
-        if (!joined) {
-            st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory writing normalisation statistics");
-        } else if (!(st = put_s(r, "name", s->name, err)) && !(st = put_s(r, "kind", fm_model_kind_name(s->kind), err)) &&
-                   !(st = put_i(r, "C", s->C, err)) && !(st = put_s(r, "channels", joined, err)) &&
-                   !(st = fm_h5_attr_write_f64_array(r, "mean", s->mean, (size_t)s->C, err))) {
-            st = fm_h5_attr_write_f64_array(r, "std", s->std, (size_t)s->C, err);
-        }
-        fm_free(joined);
-        H5Gclose(r);
-    }
-    H5Gclose(g);
-    return st;
-}
-
-FmStatus fm_model_file_save(const char *path, const FmModel *model, const FmNormStats *stats, int n_stats,
-                            FmError *err) {
-    FmStatus st = check_stats(model, stats, n_stats, path, err);
+FmStatus fm_model_file_save(const char *path, const FmModel *model, const FmNorm *norm, FmError *err) {
+    FmStatus st = norm ? check_norm(model, norm, path, err) : FM_OK;
     if (st) return st;
     char tmp[FM_PATH_MAX];
     if ((st = fm_atomic_temp_path(path, tmp, sizeof tmp, err))) return st;
@@ -141,7 +101,8 @@ FmStatus fm_model_file_save(const char *path, const FmModel *model, const FmNorm
     if (!(st = put_s(file, "format", FM_MODEL_FILE_FORMAT, err)) &&
         !(st = put_i(file, "format_version", FM_MODEL_FILE_VERSION, err)) &&
         !(st = put_s(file, "library_version", FM_VERSION, err)) && !(st = write_config(file, &model->cfg, err)) &&
-        !(st = write_stats(file, stats, n_stats, err)) && !(st = fm_h5_group_create(file, "params", &pg, err)))
+        !(st = norm ? fm_norm_write_h5(file, "norm", norm, err) : FM_OK) &&
+        !(st = fm_h5_group_create(file, "params", &pg, err)))
         st = fm_params_write_h5(pg, &model->params, model->params.data, err);
     if (pg >= 0) H5Gclose(pg);
     if (H5Fclose(file) < 0 && !st) st = FM_FAIL(err, FM_ERR_IO, path, "cannot finish writing the model file");
@@ -220,7 +181,7 @@ static void get_name(Reader *r, const char *name, char *out, size_t cap) {
 static int parse_gate(const char *s, void *o) { return fm_model_gate_parse(s, o); }
 static int parse_router(const char *s, void *o) { return fm_model_router_parse(s, o); }
 static int parse_pooling(const char *s, void *o) { return fm_model_pooling_parse(s, o); }
-static int parse_kind(const char *s, void *o) { return fm_model_kind_parse(s, o); }
+static int parse_kind(const char *s, void *o) { return fm_modality_kind_parse(s, o); }
 static int parse_task(const char *s, void *o) { return fm_model_task_kind_parse(s, o); }
 
 static FmStatus open_group(hid_t loc, const char *path, const char *name, hid_t *g, char *where, size_t cap,
@@ -298,109 +259,6 @@ static FmStatus read_config(hid_t file, const char *path, FmModelConfig *c, FmEr
     return st;
 }
 
-void fm_model_file_stats_free(FmNormStats *stats, int n_stats) {
-    if (!stats) return;
-    for (int i = 0; i < n_stats; i++) {
-        if (stats[i].channel)
-            for (int c = 0; c < stats[i].C; c++) fm_free(stats[i].channel[c]);
-        fm_free(stats[i].channel);
-        fm_free(stats[i].mean);
-        fm_free(stats[i].std);
-    }
-    fm_free(stats);
-}
-
-/* Splits `joined` at newlines into C new strings. */
-static FmStatus split_channels(FmNormStats *s, const char *joined, const char *where, FmError *err) {
-    s->channel = fm_calloc((size_t)(s->C > 0 ? s->C : 1), sizeof *s->channel);
-    if (!s->channel) return FM_FAIL(err, FM_ERR_NOMEM, where, "out of memory reading channel names");
-    const char *p = joined;
-    for (int c = 0; c < s->C; c++) {
-        const char *end = strchr(p, '\n');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if ((!end && c < s->C - 1) || (end && c == s->C - 1))
-            return FM_FAIL(err, FM_ERR_FORMAT, where, "attribute 'channels': expected %d names", s->C);
-        s->channel[c] = fm_malloc(len + 1);
-        if (!s->channel[c]) return FM_FAIL(err, FM_ERR_NOMEM, where, "out of memory reading channel names");
-        memcpy(s->channel[c], p, len);
-        s->channel[c][len] = '\0';
-        p = end ? end + 1 : p + len;
-    }
-    return FM_OK;
-}
-
-/* Collects the names of the groups under /normalization. */
-typedef struct {
-    char names[FM_MODEL_MAX_MODALITIES][FM_MODALITY_NAME_MAX];
-    int n, overflow;
-} NameList;
-
-static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-    (void)g;
-    (void)info;
-    NameList *l = data;
-    if (l->n >= FM_MODEL_MAX_MODALITIES || strlen(name) >= FM_MODALITY_NAME_MAX) {
-        l->overflow = 1;
-        return 1;
-    }
-    snprintf(l->names[l->n++], FM_MODALITY_NAME_MAX, "%s", name);
-    return 0;
-}
-
-static FmStatus read_stats(hid_t file, const char *path, FmNormStats **out, int *n_out, FmError *err) {
-    *out = NULL;
-    *n_out = 0;
-    char where[FM_PATH_MAX + 64];
-    hid_t g;
-    FmStatus st = open_group(file, path, "normalization", &g, where, sizeof where, err);
-    if (st) return st;
-    NameList list = {.n = 0};
-    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &list) < 0) {
-        H5Gclose(g);
-        return FM_FAIL(err, FM_ERR_FORMAT, where, "cannot list the normalisation statistics");
-    }
-    if (list.overflow) {
-        H5Gclose(g);
-        return FM_FAIL(err, FM_ERR_FORMAT, where, "too many or overlong normalisation records");
-    }
-    FmNormStats *stats = fm_calloc((size_t)(list.n ? list.n : 1), sizeof *stats);
-    if (!stats) {
-        H5Gclose(g);
-        return FM_FAIL(err, FM_ERR_NOMEM, where, "out of memory reading normalisation statistics");
-    }
-    int n = 0;
-    for (int i = 0; i < list.n && !st; i++) {
-        char sub[FM_PATH_MAX + 96];
-        Reader r = {.where = sub, .err = err};
-        if ((st = open_group(g, where, list.names[i], &r.g, sub, sizeof sub, err))) break;
-        snprintf(sub, sizeof sub, "%s:/normalization/%s", path, list.names[i]);
-        FmNormStats *s = &stats[n++];
-        get_name(&r, "name", s->name, sizeof s->name);
-        get_enum(&r, "kind", parse_kind, &s->kind);
-        s->C = get_i(&r, "C");
-        if (!r.st && s->C < 0) r.st = FM_FAIL(err, FM_ERR_FORMAT, sub, "%d channels", s->C);
-        char *joined = NULL;
-        if (!r.st) r.st = fm_h5_attr_read_str(r.g, sub, "channels", &joined, err);
-        if (!r.st) r.st = split_channels(s, joined, sub, err);
-        fm_free(joined);
-        size_t nm = 0, ns = 0;
-        if (!r.st) r.st = fm_h5_attr_read_f64_array(r.g, sub, "mean", &s->mean, &nm, err);
-        if (!r.st) r.st = fm_h5_attr_read_f64_array(r.g, sub, "std", &s->std, &ns, err);
-        if (!r.st && (nm != (size_t)s->C || ns != (size_t)s->C))
-            r.st = FM_FAIL(err, FM_ERR_FORMAT, sub, "%zu means and %zu deviations for %d channels", nm, ns, s->C);
-        st = r.st;
-        H5Gclose(r.g);
-    }
-    H5Gclose(g);
-    if (st) {
-        fm_model_file_stats_free(stats, n);
-        return st;
-    }
-    *out = stats;
-    *n_out = n;
-    return FM_OK;
-}
-
 static FmStatus read_params(hid_t file, const char *path, FmModel *model, FmError *err) {
     hid_t g;
     char where[FM_PATH_MAX + 64];
@@ -411,31 +269,29 @@ static FmStatus read_params(hid_t file, const char *path, FmModel *model, FmErro
     return st;
 }
 
-FmStatus fm_model_file_load(const char *path, FmModel **model, int with_optimizer, FmNormStats **stats,
-                            int *n_stats, FmError *err) {
+FmStatus fm_model_file_load(const char *path, FmModel **model, int with_optimizer, FmNorm *norm, int *has_norm,
+                            FmError *err) {
     *model = NULL;
-    if (stats) *stats = NULL;
-    if (n_stats) *n_stats = 0;
+    if (norm) memset(norm, 0, sizeof *norm);
+    if (has_norm) *has_norm = 0;
     hid_t file;
     FmStatus st = open_checked(path, &file, err);
     if (st) return st;
     FmModelConfig cfg;
     FmModel *m = NULL;
-    FmNormStats *s = NULL;
-    int ns = 0;
+    const int stored = fm_h5_exists(file, "norm");
     if (!(st = read_config(file, path, &cfg, err)) && !(st = fm_model_create(&m, &cfg, with_optimizer, err)) &&
-        !(st = read_params(file, path, m, err)) && stats)
-        st = read_stats(file, path, &s, &ns, err);
+        !(st = read_params(file, path, m, err)) && norm && stored &&
+        !(st = fm_norm_read_h5(file, path, "norm", norm, err)))
+        st = check_norm(m, norm, path, err);
     H5Fclose(file);
     if (st) {
+        if (norm) fm_norm_free(norm);
         fm_model_free(m);
         return st;
     }
     *model = m;
-    if (stats) {
-        *stats = s;
-        *n_stats = ns;
-    }
+    if (has_norm) *has_norm = stored;
     return FM_OK;
 }
 

@@ -7,6 +7,7 @@
 #include "models/init.h"
 #include "src/gemm.h"
 #include "src/linear.h"
+#include "src/vecmath.h"
 
 /* A per-channel denominator below this (while the channel has observations) has lost its
  * precision to underflow of exp(s - row max): that (h, r, c) is recomputed directly. */
@@ -60,11 +61,44 @@ void fm_mtand_layout(FmMtandBuffers *buf, FmLayout *l, const FmMtandConfig *cfg,
     buf->o = fm_layout_floats(l, S * cfg->Q * cfg->H * Cin);
     buf->d_o = fm_layout_floats(l, S * cfg->Q * cfg->H * Cin);
     buf->dp = fm_layout_floats(l, HQ * (size_t)max_per_stay);
-    buf->drs = fm_layout_floats(l, pc ? HQ : 0);
+    buf->drs = fm_layout_floats(l, HQ);
     buf->a = fm_layout_floats(l, pc ? (size_t)max_per_stay : 0);
     buf->dnd = fm_layout_floats(l, pc ? HQ * 2 * cfg->C : 0);
     buf->dq = fm_layout_floats(l, (size_t)cfg->Q * cfg->DT);
     buf->dk = fm_layout_floats(l, N * cfg->DT);
+}
+
+/* Element-wise loops in blocks of FM_VEC_BLOCK (a constant trip count) so that -O2 vectorises
+ * them, as src/vecmath.h explains; the tails run the same operations one at a time. */
+enum { BLK = FM_VEC_BLOCK };
+
+/* x[i] += c */
+FM_VEC_CLONES
+static void add_const(float *x, float c, size_t n) {
+    size_t i = 0;
+    for (; i + BLK <= n; i += BLK)
+        for (int k = 0; k < BLK; k++) x[i + k] += c;
+    for (; i < n; i++) x[i] += c;
+}
+
+/* y[i] = a[i] * (y[i] + c) */
+FM_VEC_CLONES
+static void mul_shifted(float *restrict y, const float *restrict a, float c, size_t n) {
+    size_t i = 0;
+    for (; i + BLK <= n; i += BLK)
+        for (int k = 0; k < BLK; k++) y[i + k] = a[i + k] * (y[i + k] + c);
+    for (; i < n; i++) y[i] = a[i] * (y[i] + c);
+}
+
+/* rows (R, n) contiguous: row <- exp(row - max(row)) in place, sums[r] = sum of row r. One
+ * exponential pass over the whole block keeps the vector loop long. */
+static void exp_rows(float *rows, int R, int n, float *sums) {
+    for (int r = 0; r < R; r++) {
+        float *row = rows + (size_t)r * n;
+        add_const(row, -fm_vec_max(row, (size_t)n), (size_t)n);
+    }
+    fm_vec_exp_sub(rows, rows, 0.0f, (size_t)R * n);
+    for (int r = 0; r < R; r++) sums[r] = fm_vec_sum(rows + (size_t)r * n, (size_t)n);
 }
 
 /* Value channel c of row (h, r) computed directly, with the maximum over its own observed
@@ -125,22 +159,10 @@ void fm_mtand_forward(const FmMtand *mt, const FmParams *params, FmMtandBuffers 
         for (int h = 0; h < H; h++)
             fm_gemm(FM_NO_TRANS, FM_TRANS, Q, n, dh, scale, buf->q + h * dh, DT, ks + h * dh, DT, 0.0f,
                     P + (size_t)h * Q * n, n);
-        /* E = exp(s - row max), once per (h, r, l) */
-        for (int i = 0; i < HQ; i++) {
-            float *row = P + (size_t)i * n, mx = row[0];
-            for (int l = 1; l < n; l++) mx = row[l] > mx ? row[l] : mx;
-            float sum = 0.0f;
-            for (int l = 0; l < n; l++) {
-                row[l] = expf(row[l] - mx);
-                sum += row[l];
-            }
-            if (cf->per_channel) {
-                buf->rs[(size_t)s * HQ + i] = sum;
-            } else {
-                float inv = 1.0f / sum;
-                for (int l = 0; l < n; l++) row[l] *= inv;
-            }
-        }
+        /* E = exp(s - row max), once per (h, r, l); per item, alpha = E / sum_l E */
+        exp_rows(P, HQ, n, cf->per_channel ? buf->rs + (size_t)s * HQ : buf->drs);
+        if (!cf->per_channel)
+            for (int i = 0; i < HQ; i++) fm_vec_scale(P + (size_t)i * n, 1.0f / buf->drs[i], (size_t)n);
         if (!cf->per_channel) {
             /* o_h (Q, C) = alpha_h (Q, n) @ x (n, C), written into o's head-h columns */
             for (int h = 0; h < H; h++)
@@ -159,7 +181,7 @@ void fm_mtand_forward(const FmMtand *mt, const FmParams *params, FmMtandBuffers 
         for (int h = 0; h < H; h++) {
             for (int r = 0; r < Q; r++) {
                 const int i = h * Q + r;
-                const float *ndi = nd + (size_t)i * Cin;
+                const float *ndi = nd + (size_t)i * Cin, inv_rs = 1.0f / rs[i];
                 float *orow = o + (size_t)r * HC + h * Cin;
                 for (int c = 0; c < C; c++) {
                     float den = ndi[C + c], ov;
@@ -171,7 +193,7 @@ void fm_mtand_forward(const FmMtand *mt, const FmParams *params, FmMtandBuffers 
                         ov = direct_channel(buf->q + (size_t)r * DT + h * dh, ks + h * dh, xs, n, DT, Cin,
                                             C, c, scale, dh, NULL);
                     orow[c] = ov;
-                    orow[C + c] = den / rs[i];
+                    orow[C + c] = den * inv_rs;
                 }
             }
         }
@@ -217,9 +239,8 @@ void fm_mtand_backward(const FmMtand *mt, FmParams *params, FmMtandBuffers *buf,
             /* alpha = softmax(s):  ds = alpha (dalpha - sum_l alpha dalpha) */
             for (int i = 0; i < HQ; i++) {
                 const float *a = P + (size_t)i * n;
-                float *da = dP + (size_t)i * n, dot = 0.0f;
-                for (int l = 0; l < n; l++) dot += a[l] * da[l];
-                for (int l = 0; l < n; l++) da[l] = a[l] * (da[l] - dot);
+                float *da = dP + (size_t)i * n;
+                mul_shifted(da, a, -fm_vec_dot(a, da, (size_t)n), (size_t)n);
             }
         } else {
             const float *nd = buf->nd + (size_t)s * HQ * Cin, *rs = buf->rs + (size_t)s * HQ;
@@ -227,35 +248,35 @@ void fm_mtand_backward(const FmMtand *mt, FmParams *params, FmMtandBuffers *buf,
             /* o_value = num / den,  o_mask = den / R,  R = sum_l E:
              *   dnum = do_value / den;  dden = -do_value o_value / den + do_mask / R;
              *   dR = -sum_c do_mask o_mask / R */
+            int direct = 0; /* some channel was computed directly in the forward */
             for (int h = 0; h < H; h++) {
                 for (int r = 0; r < Q; r++) {
                     const int i = h * Q + r;
                     const float *ndi = nd + (size_t)i * Cin, *dorow = dos + (size_t)r * HC + h * Cin;
-                    const float *orow = os + (size_t)r * HC + h * Cin;
+                    const float *orow = os + (size_t)r * HC + h * Cin, inv_rs = 1.0f / rs[i];
                     float *dndi = buf->dnd + (size_t)i * Cin, dr = 0.0f;
                     for (int c = 0; c < C; c++) {
-                        float den = ndi[C + c], dden = dorow[C + c] / rs[i], dnum = 0.0f;
-                        dr -= dorow[C + c] * orow[C + c] / rs[i];
+                        float den = ndi[C + c], dden = dorow[C + c] * inv_rs, dnum = 0.0f;
+                        dr -= dorow[C + c] * orow[C + c];
                         if (cnt[c] > 0.0f && den >= MTAND_TINY) {
-                            dnum = dorow[c] / den;
-                            dden -= dorow[c] * orow[c] / den;
+                            const float inv = 1.0f / den;
+                            dnum = dorow[c] * inv;
+                            dden -= dorow[c] * orow[c] * inv;
+                        } else {
+                            direct |= cnt[c] > 0.0f;
                         }
                         dndi[c] = dnum;
                         dndi[C + c] = dden;
                     }
-                    drs[i] = dr;
+                    drs[i] = dr * inv_rs;
                 }
             }
             /* [num | den] = E [v | m]:  dE (HQ, n) = [dnum | dden] [v | m]^T + dR;  ds = E dE */
             fm_gemm(FM_NO_TRANS, FM_TRANS, HQ, n, Cin, 1.0f, buf->dnd, Cin, xs, Cin, 0.0f, dP, n);
-            for (int i = 0; i < HQ; i++) {
-                const float *e = P + (size_t)i * n;
-                float *de = dP + (size_t)i * n;
-                for (int l = 0; l < n; l++) de[l] = e[l] * (de[l] + drs[i]);
-            }
+            for (int i = 0; i < HQ; i++) mul_shifted(dP + (size_t)i * n, P + (size_t)i * n, drs[i], (size_t)n);
             /* Channels computed directly in the forward: o = sum_l a_l v_l with a = softmax over
              * the channel's observed l, so ds_l += a_l do (v_l - o). */
-            for (int h = 0; h < H; h++) {
+            for (int h = 0; h < H && direct; h++) {
                 for (int r = 0; r < Q; r++) {
                     const int i = h * Q + r;
                     for (int c = 0; c < C; c++) {

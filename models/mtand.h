@@ -65,7 +65,7 @@ typedef struct {
     /* scratch */
     float *d_o; /* (max_stays, Q, H*Cin) */
     float *dp;  /* (H*Q, max_per_stay) */
-    float *drs; /* (H*Q) per channel: d(sum_l E) */
+    float *drs; /* (H*Q) per channel: d(sum_l E) in the backward; per item: the forward's row sums */
     float *a;   /* (max_per_stay) per channel: one channel's attention, recomputed directly */
     float *dnd; /* (H*Q, 2C) */
     float *dq;  /* (Q, DT) */

@@ -25,27 +25,21 @@ static FmModel *small_model(int E, uint64_t seed) {
     return m;
 }
 
-static char *ch_vitals[3] = {"HR", "SysABP", "Temp"};
-static double mean_vitals[3] = {86.5, 119.25, 37.0};
-static double std_vitals[3] = {15.0, 22.5, 0.75};
-static char *ch_static[2] = {"Age", "Weight, kg"};
-static double mean_static[2] = {64.0, 82.0};
-static double std_static[2] = {17.0, 24.0};
+/* The statistics of the small model's modalities (vitals, notes, static, images). */
+static const char *ch_vitals[3] = {"HR", "SysABP", "Temp"};
+static const char *ch_static[2] = {"Age", "Weight, kg"};
 
-static void make_stats(FmNormStats s[2]) {
-    memset(s, 0, 2 * sizeof *s);
-    snprintf(s[0].name, sizeof s[0].name, "vitals");
-    s[0].kind = FM_MODALITY_SERIES;
-    s[0].C = 3;
-    s[0].channel = ch_vitals;
-    s[0].mean = mean_vitals;
-    s[0].std = std_vitals;
-    snprintf(s[1].name, sizeof s[1].name, "static");
-    s[1].kind = FM_MODALITY_STATIC;
-    s[1].C = 2;
-    s[1].channel = ch_static;
-    s[1].mean = mean_static;
-    s[1].std = std_static;
+static void make_norm(FmNorm *norm) {
+    const char *names[4] = {"vitals", "notes", "static", "images"};
+    const FmModalityKind kinds[4] = {FM_MODALITY_SERIES, FM_MODALITY_EVENTS, FM_MODALITY_STATIC, FM_MODALITY_IMAGES};
+    const int C[4] = {3, 5, 2, 16}, standardise[4] = {1, 1, 1, 0};
+    const char *const *channel[4] = {ch_vitals, NULL, ch_static, NULL};
+    ck_assert_int_eq(fm_norm_alloc(norm, 4, names, kinds, C, channel, standardise, NULL), FM_OK);
+    for (int m = 0; m < 3; m++)
+        for (int c = 0; c < C[m]; c++) {
+            norm->mod[m].mean[c] = 10.0 * m + c + 0.25;
+            norm->mod[m].std[c] = 1.5 + c;
+        }
 }
 
 static void path_in(char *out, size_t cap, const char *dir, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
@@ -80,15 +74,15 @@ START_TEST(test_round_trip) {
     FmModel *m = small_model(6, 3);
     m->cfg.task[1].huber_delta = 0.25f; /* an option away from its default */
     m->heads.task[1].huber_delta = 0.25f;
-    FmNormStats stats[2];
-    make_stats(stats);
+    FmNorm norm;
+    make_norm(&norm);
     FmError err;
-    ck_assert_msg(fm_model_file_save(path, m, stats, 2, &err) == FM_OK, "%s", err.message);
+    ck_assert_msg(fm_model_file_save(path, m, &norm, &err) == FM_OK, "%s", err.message);
     ck_assert_int_eq(dir_entries(dir), 1); /* no temporary file left */
     FmModel *back = NULL;
-    FmNormStats *got = NULL;
-    int n = 0;
-    ck_assert_msg(fm_model_file_load(path, &back, 1, &got, &n, &err) == FM_OK, "%s", err.message);
+    FmNorm got;
+    int has_norm = 0;
+    ck_assert_msg(fm_model_file_load(path, &back, 1, &got, &has_norm, &err) == FM_OK, "%s", err.message);
     /* the configuration, field by field (the struct has padding) */
     const FmModelConfig *a = &m->cfg, *b = &back->cfg;
     ck_assert_int_eq(a->M, b->M);
@@ -118,17 +112,18 @@ START_TEST(test_round_trip) {
     ck_assert_int_eq(m->params.total, back->params.total);
     ck_assert_mem_eq(m->params.data, back->params.data, m->params.total * sizeof(float));
     ck_assert_ptr_nonnull(back->params.adam_m);
-    /* the statistics, in name order: static, vitals */
-    ck_assert_int_eq(n, 2);
-    ck_assert_str_eq(got[0].name, "static");
-    ck_assert_str_eq(got[1].name, "vitals");
-    ck_assert_int_eq(got[1].kind, FM_MODALITY_SERIES);
-    ck_assert_int_eq(got[1].C, 3);
-    for (int c = 0; c < 3; c++) {
-        ck_assert_str_eq(got[1].channel[c], ch_vitals[c]);
-        ck_assert(got[1].mean[c] == mean_vitals[c] && got[1].std[c] == std_vitals[c]);
+    /* the statistics */
+    ck_assert_int_eq(has_norm, 1);
+    ck_assert_int_eq(got.M, 4);
+    for (int mi = 0; mi < 4; mi++) {
+        ck_assert_str_eq(got.mod[mi].name, norm.mod[mi].name);
+        ck_assert_int_eq(got.mod[mi].kind, norm.mod[mi].kind);
+        ck_assert_int_eq(got.mod[mi].C, norm.mod[mi].C);
+        for (int c = 0; c < got.mod[mi].C; c++)
+            ck_assert(got.mod[mi].mean[c] == norm.mod[mi].mean[c] && got.mod[mi].std[c] == norm.mod[mi].std[c]);
     }
-    ck_assert_str_eq(got[0].channel[1], "Weight, kg");
+    for (int c = 0; c < 3; c++) ck_assert_str_eq(got.mod[0].channel[c], ch_vitals[c]);
+    ck_assert_str_eq(got.mod[2].channel[1], "Weight, kg");
     /* identical outputs */
     FmTestBatch tb;
     fm_test_small_batch(&tb, &m->cfg, 4);
@@ -142,13 +137,19 @@ START_TEST(test_round_trip) {
     ck_assert_mem_eq(m->params.data, other->params.data, m->params.total * sizeof(float));
     /* saving again replaces the file */
     m->params.data[0] += 1.0f;
-    ck_assert_int_eq(fm_model_file_save(path, m, NULL, 0, &err), FM_OK);
+    ck_assert_int_eq(fm_model_file_save(path, m, NULL, &err), FM_OK);
     ck_assert_int_eq(fm_model_file_load_params(path, other, &err), FM_OK);
     ck_assert(other->params.data[0] == m->params.data[0]);
     ck_assert_int_eq(dir_entries(dir), 1);
+    /* a file without statistics */
+    fm_norm_free(&got);
+    fm_model_free(back);
+    ck_assert_int_eq(fm_model_file_load(path, &back, 0, &got, &has_norm, &err), FM_OK);
+    ck_assert_int_eq(has_norm, 0);
+    ck_assert_int_eq(got.M, 0);
     fm_model_free(other);
     fm_test_batch_free(&tb);
-    fm_model_file_stats_free(got, n);
+    fm_norm_free(&norm);
     fm_model_free(back);
     fm_model_free(m);
     fm_test_rmtree(dir);
@@ -161,7 +162,7 @@ START_TEST(test_wrong_shape_and_name) {
     path_in(path, sizeof path, dir, "model.h5");
     FmModel *m = small_model(6, 5);
     FmError err;
-    ck_assert_int_eq(fm_model_file_save(path, m, NULL, 0, &err), FM_OK);
+    ck_assert_int_eq(fm_model_file_save(path, m, NULL, &err), FM_OK);
     /* a model with 8 experts per layer: the first router that differs is named with both shapes */
     FmModel *wide = small_model(8, 5);
     ck_assert_int_eq(fm_model_file_load_params(path, wide, &err), FM_ERR_MISMATCH);
@@ -209,7 +210,7 @@ START_TEST(test_wrong_version_and_format) {
     path_in(path, sizeof path, dir, "model.h5");
     FmModel *m = small_model(6, 7);
     FmError err;
-    ck_assert_int_eq(fm_model_file_save(path, m, NULL, 0, &err), FM_OK);
+    ck_assert_int_eq(fm_model_file_save(path, m, NULL, &err), FM_OK);
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     H5Adelete(f, "format_version");
     ck_assert_int_eq(fm_h5_attr_write_i64(f, "format_version", 2, NULL), FM_OK);
@@ -225,7 +226,7 @@ START_TEST(test_wrong_version_and_format) {
     ck_assert_int_eq(fm_model_file_load(path, &loaded, 0, NULL, NULL, &err), FM_ERR_FORMAT);
     ck_assert_str_eq(err.message, "not a model file (format \"fusemoe-checkpoint\", expected \"fusemoe-model\")");
     /* an unknown option value in the configuration */
-    ck_assert_int_eq(fm_model_file_save(path, m, NULL, 0, &err), FM_OK);
+    ck_assert_int_eq(fm_model_file_save(path, m, NULL, &err), FM_OK);
     f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t g = H5Gopen2(f, "config", H5P_DEFAULT);
     H5Adelete(g, "gate");
@@ -250,19 +251,23 @@ START_TEST(test_save_failures_leave_nothing) {
     FmError err;
     /* a directory that does not exist */
     path_in(path, sizeof path, dir, "missing/model.h5");
-    ck_assert_int_ne(fm_model_file_save(path, m, NULL, 0, &err), FM_OK);
+    ck_assert_int_ne(fm_model_file_save(path, m, NULL, &err), FM_OK);
     ck_assert_int_eq(dir_entries(dir), 0);
-    /* statistics that the file could not hold faithfully: nothing is written */
+    /* statistics of other modalities than the model's: nothing is written */
     path_in(path, sizeof path, dir, "model.h5");
-    FmNormStats stats[2];
-    make_stats(stats);
-    char *bad[2] = {"Age", "Weight\nkg"};
-    stats[1].channel = bad;
-    ck_assert_int_eq(fm_model_file_save(path, m, stats, 2, &err), FM_ERR_ARG);
-    ck_assert_str_eq(err.message, "normalisation statistics of static: channel 1: name missing or with a newline");
-    snprintf(stats[1].name, sizeof stats[1].name, "labs");
-    ck_assert_int_eq(fm_model_file_save(path, m, stats, 2, &err), FM_ERR_ARG);
+    FmNorm norm;
+    make_norm(&norm);
+    norm.mod[2].C = 3;
+    ck_assert_int_eq(fm_model_file_save(path, m, &norm, &err), FM_ERR_ARG);
+    ck_assert_str_eq(err.message,
+                     "normalisation statistics: modality 2 is static (static, 3 channels), the model's is static (static, 2)");
+    norm.mod[2].C = 2;
+    norm.M = 3;
+    ck_assert_int_eq(fm_model_file_save(path, m, &norm, &err), FM_ERR_ARG);
+    ck_assert_str_eq(err.message, "normalisation statistics for 3 modalities, the model has 4");
+    norm.M = 4;
     ck_assert_int_eq(dir_entries(dir), 0);
+    fm_norm_free(&norm);
     fm_model_free(m);
     fm_test_rmtree(dir);
 }
@@ -273,27 +278,28 @@ START_TEST(test_load_allocation_failures) {
     fm_test_tmpdir(dir, sizeof dir);
     path_in(path, sizeof path, dir, "model.h5");
     FmModel *m = small_model(6, 11);
-    FmNormStats stats[2];
-    make_stats(stats);
-    ck_assert_int_eq(fm_model_file_save(path, m, stats, 2, NULL), FM_OK);
+    FmNorm norm;
+    make_norm(&norm);
+    ck_assert_int_eq(fm_model_file_save(path, m, &norm, NULL), FM_OK);
+    fm_norm_free(&norm);
     FmModel *back = NULL;
-    FmNormStats *got = NULL;
-    int n = 0;
+    FmNorm got;
+    int has = 0;
     fm_alloc_fail_reset();
-    ck_assert_int_eq(fm_model_file_load(path, &back, 1, &got, &n, NULL), FM_OK);
+    ck_assert_int_eq(fm_model_file_load(path, &back, 1, &got, &has, NULL), FM_OK);
     long calls = fm_alloc_calls();
-    fm_model_file_stats_free(got, n);
+    fm_norm_free(&got);
     fm_model_free(back);
     ck_assert_int_gt(calls, 5);
     for (long k = 1; k <= calls; k++) {
         fm_alloc_fail_after(k);
         FmError err;
-        FmStatus st = fm_model_file_load(path, &back, 1, &got, &n, &err);
+        FmStatus st = fm_model_file_load(path, &back, 1, &got, &has, &err);
         fm_alloc_fail_reset();
         ck_assert_msg(st == FM_ERR_NOMEM, "allocation %ld: status %d (%s)", k, st, err.message);
         ck_assert_ptr_null(back);
-        ck_assert_ptr_null(got);
-        ck_assert_int_eq(n, 0);
+        ck_assert_int_eq(got.M, 0);
+        ck_assert_int_eq(has, 0);
     }
     fm_model_free(m);
     fm_test_rmtree(dir);
