@@ -87,8 +87,8 @@ static FmStatus write_metrics(const FmEvaluateRunOptions *o, const FmModel *mode
 FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res, FmError *err) {
     memset(res, 0, sizeof *res);
     FmModel *model = NULL;
-    FmNormStats *stats = NULL;
-    int n_stats = 0;
+    FmNorm norm;
+    memset(&norm, 0, sizeof norm);
     FmTrainInfo info;
     FmCohort c;
     FmTrainSpec spec;
@@ -103,14 +103,14 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
     if (o->usage) memset(o->usage, 0, sizeof *o->usage);
     if (o->batch_size < 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "batch size %d", o->batch_size);
     fm_blas_set_threads(o->threads);
-    FmStatus st = fm_train_model_load(o->model_path, &model, &stats, &n_stats, &info, err);
+    FmStatus st = fm_train_model_load(o->model_path, &model, &norm, &info, err);
     if (st == FM_OK) st = fm_cohort_load(o->cohort_path, &c, err);
     int split = o->split >= 0 ? o->split : (int)info.split;
     if (st == FM_OK && o->part != FM_EVAL_PART_ALL && (split < 0 || split >= c.n_splits))
         st = FM_FAIL(err, FM_ERR_ARG, o->cohort_path, "split %d does not exist (the cohort has %d)", split, c.n_splits);
     if (st == FM_OK)
         st = fm_train_spec_from_model(&model->cfg, info.label_ptr, &c, o->cohort_path, o->with_labels, &spec, err);
-    if (st == FM_OK) st = fm_train_model_use_norm(&c, o->cohort_path, &model->cfg, stats, n_stats, err);
+    if (st == FM_OK) st = fm_train_model_use_norm(&c, o->cohort_path, &model->cfg, &norm, err);
     if (st == FM_OK) st = choose_stays(&c, split, o->part, &idx, &n, err);
     if (st == FM_OK && o->out_dir) st = fm_train_folder_create(o->out_dir, err);
     if (st == FM_OK && o->usage) st = fm_evaluate_usage_create(o->usage, model, err);
@@ -141,7 +141,7 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
     fm_model_workspace_free(ws);
     fm_free(idx);
     fm_cohort_free(&c);
-    fm_model_file_stats_free(stats, n_stats);
+    fm_norm_free(&norm);
     fm_train_info_free(&info);
     fm_model_free(model);
     return st;

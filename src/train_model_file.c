@@ -20,27 +20,6 @@ void fm_train_info_bind(FmTrainInfo *info) {
     for (int j = 0; j < FM_TRAIN_MAX_LABELS; j++) info->label_ptr[j] = info->label_name[j];
 }
 
-/* Channel names "0", "1", ... for modalities without named channels. */
-static char **number_names(int C) {
-    char **names = fm_calloc((size_t)(C > 0 ? C : 1), sizeof *names);
-    for (int k = 0; names && k < C; k++) {
-        char buf[16];
-        snprintf(buf, sizeof buf, "%d", k);
-        if (!(names[k] = fm_strdup(buf))) {
-            for (int u = 0; u < k; u++) fm_free(names[u]);
-            fm_free(names);
-            return NULL;
-        }
-    }
-    return names;
-}
-
-static void free_names(char **names, int C) {
-    if (!names) return;
-    for (int k = 0; k < C; k++) fm_free(names[k]);
-    fm_free(names);
-}
-
 static FmStatus write_study(const char *tmp, const char *path, const FmTrainInfo *info, FmError *err) {
     fm_h5_quiet();
     hid_t file = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -75,40 +54,41 @@ static FmStatus write_study(const char *tmp, const char *path, const FmTrainInfo
 FmStatus fm_train_model_save(const char *path, const FmModel *model, const FmCohort *c, int split,
                              const FmTrainSpec *spec, const FmTrainInfo *info, FmError *err) {
     const FmModelConfig *mc = &model->cfg;
-    FmNorm norm;
-    FmStatus st = fm_cohort_get_norm(c, split, &norm, err);
+    FmNorm all, sub;
+    memset(&sub, 0, sizeof sub);
+    FmStatus st = fm_cohort_get_norm(c, split, &all, err);
     if (st != FM_OK) return st;
-    FmNormStats stats[FM_MODEL_MAX_MODALITIES];
-    char **owned[FM_MODEL_MAX_MODALITIES] = {NULL};
-    memset(stats, 0, sizeof stats);
+    /* The model's modalities, in its order. */
+    const char *names[FM_MODEL_MAX_MODALITIES];
+    FmModalityKind kinds[FM_MODEL_MAX_MODALITIES];
+    int C[FM_MODEL_MAX_MODALITIES], stdz[FM_MODEL_MAX_MODALITIES];
+    const char *const *channel[FM_MODEL_MAX_MODALITIES];
+    for (int m = 0; m < mc->M; m++) {
+        const FmNormModality *nm = &all.mod[spec->cohort_mod[m]];
+        names[m] = nm->name;
+        kinds[m] = nm->kind;
+        C[m] = nm->C;
+        stdz[m] = nm->standardise;
+        channel[m] = (const char *const *)nm->channel;
+    }
+    st = fm_norm_alloc(&sub, mc->M, names, kinds, C, channel, stdz, err);
     for (int m = 0; m < mc->M && st == FM_OK; m++) {
-        const FmNormModality *nm = &norm.mod[spec->cohort_mod[m]];
-        FmNormStats *s = &stats[m];
-        snprintf(s->name, sizeof s->name, "%s", mc->mod[m].name);
-        s->kind = nm->kind;
-        s->C = nm->C;
-        s->mean = nm->mean;
-        s->std = nm->std;
-        if (nm->channel) {
-            s->channel = nm->channel;
-        } else if ((owned[m] = number_names(nm->C))) {
-            s->channel = owned[m];
-        } else {
-            st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory naming channels");
-        }
+        const FmNormModality *nm = &all.mod[spec->cohort_mod[m]];
+        memcpy(sub.mod[m].mean, nm->mean, (size_t)nm->C * sizeof *nm->mean);
+        memcpy(sub.mod[m].std, nm->std, (size_t)nm->C * sizeof *nm->std);
     }
     char tmp[FM_PATH_MAX];
     if (st == FM_OK) st = fm_atomic_temp_path(path, tmp, sizeof tmp, err);
     if (st == FM_OK) {
-        st = fm_model_file_save(tmp, model, stats, mc->M, err);
+        st = fm_model_file_save(tmp, model, &sub, err);
         if (st == FM_OK) st = write_study(tmp, path, info, err);
         if (st == FM_OK)
             st = fm_atomic_commit(tmp, path, err);
         else
             fm_atomic_abort(tmp);
     }
-    for (int m = 0; m < mc->M; m++) free_names(owned[m], norm.mod[spec->cohort_mod[m]].C);
-    fm_norm_free(&norm);
+    fm_norm_free(&sub);
+    fm_norm_free(&all);
     return st;
 }
 
@@ -172,18 +152,17 @@ FmStatus fm_train_model_read_info(const char *path, int n_labels, FmTrainInfo *i
     return FM_OK;
 }
 
-FmStatus fm_train_model_load(const char *path, FmModel **model, FmNormStats **stats, int *n_stats,
-                             FmTrainInfo *info, FmError *err) {
+FmStatus fm_train_model_load(const char *path, FmModel **model, FmNorm *norm, FmTrainInfo *info, FmError *err) {
     memset(info, 0, sizeof *info);
-    FmStatus st = fm_model_file_load(path, model, 0, stats, n_stats, err);
+    int has_norm = 0;
+    FmStatus st = fm_model_file_load(path, model, 0, norm, &has_norm, err);
     if (st != FM_OK) return st;
-    st = read_study(path, info, (*model)->cfg.n_labels, err);
+    if (!has_norm) st = FM_FAIL(err, FM_ERR_FORMAT, path, "no standardisation statistics: not a model written by fusemoe train");
+    if (st == FM_OK) st = read_study(path, info, (*model)->cfg.n_labels, err);
     if (st != FM_OK) {
         fm_model_free(*model);
         *model = NULL;
-        fm_model_file_stats_free(*stats, *n_stats);
-        *stats = NULL;
-        *n_stats = 0;
+        fm_norm_free(norm);
         fm_train_info_free(info);
         return st;
     }
@@ -192,15 +171,15 @@ FmStatus fm_train_model_load(const char *path, FmModel **model, FmNormStats **st
 }
 
 FmStatus fm_train_model_use_norm(FmCohort *c, const char *cohort_name, const FmModelConfig *mc,
-                                 const FmNormStats *stats, int n_stats, FmError *err) {
+                                 const FmNorm *model_norm, FmError *err) {
     FmNorm norm;
     FmStatus st = fm_cohort_layout_norm(c, &norm, err);
     if (st != FM_OK) return st;
     for (int m = 0; m < mc->M && st == FM_OK; m++) {
         const char *name = mc->mod[m].name;
-        const FmNormStats *s = NULL;
-        for (int i = 0; i < n_stats; i++)
-            if (strcmp(stats[i].name, name) == 0) s = &stats[i];
+        const FmNormModality *s = NULL;
+        for (int i = 0; i < model_norm->M; i++)
+            if (strcmp(model_norm->mod[i].name, name) == 0) s = &model_norm->mod[i];
         int cm = fm_cohort_find_modality(c, name);
         if (cm < 0) {
             st = FM_FAIL(err, FM_ERR_MISMATCH, cohort_name, "no modality \"%s\", which the model reads", name);
@@ -209,7 +188,7 @@ FmStatus fm_train_model_use_norm(FmCohort *c, const char *cohort_name, const FmM
         FmNormModality *nm = &norm.mod[cm];
         if (!nm->standardise) continue;
         if (!s) {
-            st = FM_FAIL(err, FM_ERR_MISMATCH, cohort_name, "the model has no normalisation statistics for \"%s\"", name);
+            st = FM_FAIL(err, FM_ERR_MISMATCH, cohort_name, "the model has no statistics for \"%s\"", name);
             break;
         }
         if (s->C != nm->C) {
@@ -217,7 +196,7 @@ FmStatus fm_train_model_use_norm(FmCohort *c, const char *cohort_name, const FmM
                          nm->C, s->C);
             break;
         }
-        for (int k = 0; k < nm->C && nm->channel; k++)
+        for (int k = 0; k < nm->C && nm->channel && s->channel; k++)
             if (strcmp(nm->channel[k], s->channel[k]) != 0) {
                 st = FM_FAIL(err, FM_ERR_MISMATCH, cohort_name,
                              "modality \"%s\": channel %d is \"%s\" here but \"%s\" in the model", name, k,

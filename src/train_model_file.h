@@ -1,5 +1,6 @@
 /* The model file of a training run: the model file of models/model_file.h (configuration,
- * normalisation statistics of the training split, parameters) plus a group /study that makes
+ * the training split's standardisation statistics of the model's modalities, parameters)
+ * plus a group /study that makes
  * it usable on its own for evaluation and prediction:
  *   /study  attributes
  *     label_names          the model's label columns, joined by newlines (mortality,
@@ -39,16 +40,14 @@ void fm_train_info_free(FmTrainInfo *info);
 void fm_train_info_bind(FmTrainInfo *info);
 
 /* Writes `model` with the statistics of split `split` of cohort `c` for the model's
- * modalities (EVENTS and IMAGES channels are named "0", "1", ...) and `info` to `path`,
- * atomically. */
+ * modalities (in the model's order) and `info` to `path`, atomically. */
 FmStatus fm_train_model_save(const char *path, const FmModel *model, const FmCohort *c, int split,
                              const FmTrainSpec *spec, const FmTrainInfo *info, FmError *err);
 
-/* Reads a model file with its /study group (FM_ERR_FORMAT naming the file when the group is
- * missing: a model file not written by training). *model (without optimiser state), *stats
- * (fm_model_file_stats_free) and *info (fm_train_info_free) are the caller's. */
-FmStatus fm_train_model_load(const char *path, FmModel **model, FmNormStats **stats, int *n_stats,
-                             FmTrainInfo *info, FmError *err);
+/* Reads a model file with its statistics and its /study group (FM_ERR_FORMAT naming the file
+ * when either is missing: a model file not written by training). *model (without optimiser
+ * state), *norm (fm_norm_free) and *info (fm_train_info_free) are the caller's. */
+FmStatus fm_train_model_load(const char *path, FmModel **model, FmNorm *norm, FmTrainInfo *info, FmError *err);
 
 /* Reads only the /study group of the model file at `path` for a model of n_labels label
  * columns into *info (fm_train_info_free). */
@@ -60,6 +59,6 @@ FmStatus fm_train_model_read_info(const char *path, int n_labels, FmTrainInfo *i
  * modality and channel); the cohort's other modalities, which the model never reads, keep
  * neutral statistics. `cohort_name` names the cohort in messages. */
 FmStatus fm_train_model_use_norm(FmCohort *c, const char *cohort_name, const FmModelConfig *mc,
-                                 const FmNormStats *stats, int n_stats, FmError *err);
+                                 const FmNorm *model_norm, FmError *err);
 
 #endif

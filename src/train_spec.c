@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "models/moe.h"
+#include "preprocessing/modality.h"
 
 /* Fails naming where configuration key `name` ("section.key") was set, in the form
  * src/config.h uses: where "study.ini:4", message "[data] tasks: ..."; for an override, where
@@ -231,7 +232,7 @@ FmStatus fm_train_spec_from_model(const FmModelConfig *mc, const char *const *la
         if (c->mod[cm].kind != mm->kind || c->mod[cm].C != mm->C)
             return FM_FAIL(err, FM_ERR_MISMATCH, cohort_name,
                            "modality \"%s\" is %s with %d channels here, %s with %d channels in the model", mm->name,
-                           fm_model_kind_name(c->mod[cm].kind), c->mod[cm].C, fm_model_kind_name(mm->kind), mm->C);
+                           fm_modality_kind_name(c->mod[cm].kind), c->mod[cm].C, fm_modality_kind_name(mm->kind), mm->C);
         spec->cohort_mod[m] = cm;
     }
     if (mc->n_labels > FM_TRAIN_MAX_LABELS)

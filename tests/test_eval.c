@@ -153,10 +153,9 @@ START_TEST(test_eval_cohort_lacks_modality) {
     /* A label column the cohort lacks: an error for eval, nothing for predict; a missing
      * los_gt_<T>d is derived from los_log_days. */
     FmModel *model;
-    FmNormStats *stats;
-    int n_stats;
+    FmNorm norm;
     FmTrainInfo info;
-    ck_assert_int_eq(fm_train_model_load(g_model, &model, &stats, &n_stats, &info, &err), FM_OK);
+    ck_assert_int_eq(fm_train_model_load(g_model, &model, &norm, &info, &err), FM_OK);
     FmCohort c;
     ck_assert_int_eq(fm_cohort_load(fm_study_cohort("cohort.h5"), &c, &err), FM_OK);
     const char *names[7] = {"mortality", "phe_typo", "phe_aki", "phe_pneumonia", "phe_sepsis", "phe_delirium",
@@ -173,7 +172,7 @@ START_TEST(test_eval_cohort_lacks_modality) {
     ck_assert_float_eq(spec.label[1].log_cut, (float)log(2.5 + c.settings.los_log_offset_days));
     fm_cohort_free(&c);
     fm_model_free(model);
-    fm_model_file_stats_free(stats, n_stats);
+    fm_norm_free(&norm);
     fm_train_info_free(&info);
     fm_test_rmtree(dir);
 }
@@ -290,10 +289,9 @@ START_TEST(test_expert_usage) {
     FmError err;
     ck_assert_int_eq(fm_evaluate_run(&o, &res, &err), FM_OK);
     FmModel *model;
-    FmNormStats *stats;
-    int n_stats;
+    FmNorm norm;
     FmTrainInfo info;
-    ck_assert_int_eq(fm_train_model_load(g_model, &model, &stats, &n_stats, &info, &err), FM_OK);
+    ck_assert_int_eq(fm_train_model_load(g_model, &model, &norm, &info, &err), FM_OK);
     int first[8], count[8];
     fm_model_config_tokens(&model->cfg, first, count);
     for (int l = 0; l < u.layers; l++)
@@ -316,7 +314,7 @@ START_TEST(test_expert_usage) {
     ck_assert(isnan(fm_evaluate_usage_entropy(&u, 0, 1)));
     fm_evaluate_usage_free(&u);
     fm_model_free(model);
-    fm_model_file_stats_free(stats, n_stats);
+    fm_norm_free(&norm);
     fm_train_info_free(&info);
 }
 END_TEST
@@ -346,11 +344,10 @@ END_TEST
 
 START_TEST(test_inspect_parts) {
     FmModel *model;
-    FmNormStats *stats;
-    int n_stats;
+    FmNorm norm;
     FmTrainInfo info;
     FmError err;
-    ck_assert_int_eq(fm_train_model_load(g_model, &model, &stats, &n_stats, &info, &err), FM_OK);
+    ck_assert_int_eq(fm_train_model_load(g_model, &model, &norm, &info, &err), FM_OK);
     FmParamPart *parts;
     int n;
     ck_assert_int_eq(fm_inspect_parts(model, &parts, &n, &err), FM_OK);
@@ -374,7 +371,7 @@ START_TEST(test_inspect_parts) {
     ck_assert_str_eq(buf, "fusion.norm");
     fm_free(parts);
     fm_model_free(model);
-    fm_model_file_stats_free(stats, n_stats);
+    fm_norm_free(&norm);
     fm_train_info_free(&info);
 }
 END_TEST
@@ -382,11 +379,10 @@ END_TEST
 /* Every allocation of the predictions, the usage counts and the metrics report, failed in turn. */
 START_TEST(test_eval_alloc_failure) {
     FmModel *model;
-    FmNormStats *stats;
-    int n_stats;
+    FmNorm norm;
     FmTrainInfo info;
     FmError err;
-    ck_assert_int_eq(fm_train_model_load(g_model, &model, &stats, &n_stats, &info, &err), FM_OK);
+    ck_assert_int_eq(fm_train_model_load(g_model, &model, &norm, &info, &err), FM_OK);
     FmPredictions p;
     int ok = 0;
     for (long n = 1; !ok; n++) {
@@ -436,7 +432,7 @@ START_TEST(test_eval_alloc_failure) {
     }
     fm_evaluate_predictions_free(&p);
     fm_model_free(model);
-    fm_model_file_stats_free(stats, n_stats);
+    fm_norm_free(&norm);
     fm_train_info_free(&info);
 }
 END_TEST

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "models/model_file.h"
+#include "preprocessing/modality.h"
 #include "preprocessing/cohort.h"
 #include "src/alloc.h"
 #include "src/cli/cmd_common.h"
@@ -44,7 +45,7 @@ static void print_config(const FmModel *m, const FmTrainInfo *info, const char *
            fm_model_pooling_name(c->pooling), c->head_hidden);
     printf("modalities:");
     for (int i = 0; i < c->M; i++)
-        printf("%s %s (%s, %d)", i ? "," : "", c->mod[i].name, fm_model_kind_name(c->mod[i].kind), c->mod[i].C);
+        printf("%s %s (%s, %d)", i ? "," : "", c->mod[i].name, fm_modality_kind_name(c->mod[i].kind), c->mod[i].C);
     printf("\ntasks:\n");
     for (int t = 0; t < c->n_tasks; t++) {
         const FmTaskConfig *task = &c->task[t];
@@ -182,11 +183,10 @@ int fm_cmd_inspect(int argc, char **argv) {
         return 2;
     }
     FmModel *model;
-    FmNormStats *stats;
-    int n_stats;
+    FmNorm norm;
     FmTrainInfo info;
     FmError err;
-    if (fm_train_model_load(o.model_path, &model, &stats, &n_stats, &info, &err) != FM_OK) {
+    if (fm_train_model_load(o.model_path, &model, &norm, &info, &err) != FM_OK) {
         fm_cli_report("inspect", &err);
         return 1;
     }
@@ -209,7 +209,7 @@ int fm_cmd_inspect(int argc, char **argv) {
             fm_evaluate_usage_free(&usage);
         }
     }
-    fm_model_file_stats_free(stats, n_stats);
+    fm_norm_free(&norm);
     fm_train_info_free(&info);
     fm_model_free(model);
     return rc;
