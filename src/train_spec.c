@@ -202,8 +202,8 @@ FmStatus fm_train_spec_from_config(const FmConfig *cfg, const FmCohort *c, const
                         FM_MOE_MAX_EXPERTS);
     if (m->router == FM_ROUTER_DISJOINT && m->E % m->M != 0)
         return fail_key(cfg, err, FM_ERR_CONFIG, "model.experts",
-                        "%d experts do not divide among the %d modalities (model.router = disjoint gives each "
-                        "modality experts / modalities experts of its own)",
+                        "%d experts do not divide among the %d modalities (with model.router = disjoint each "
+                        "modality has experts / modalities experts of its own)",
                         m->E, m->M);
     if (m->router == FM_ROUTER_DISJOINT && m->K > m->E / m->M)
         return fail_key(cfg, err, FM_ERR_CONFIG, "model.top_k",
