@@ -249,9 +249,21 @@ FmStatus fm_ablate_run(const FmAblateOptions *o, FmAblateResult *res, FmError *e
                     snprintf(d->result_dir, sizeof d->result_dir, "%s", d->train_dir);
                 }
                 rows[i] = (FmAblateRow){.config = c, .split = split, .seed = seed, .values = values + (size_t)i * g.n_metrics};
-                /* A training job per distinct run folder */
+                /* A training job per distinct run folder; a complete run must be of this grid. */
                 int seen = 0;
                 for (int u = 0; u < i && !seen; u++) seen = strcmp(dirs[u].train_dir, d->train_dir) == 0;
+                if (st == FM_OK && !seen && complete(d->train_dir)) {
+                    char path[FM_PATH_MAX + 16], *text = NULL;
+                    snprintf(path, sizeof path, "%s/%s", d->train_dir, FM_TRAIN_CONFIG_FILE);
+                    if ((st = fm_train_folder_read(path, &text, err)) == FM_OK)
+                        st = fm_train_check_same_config(text, &train, path, err);
+                    fm_free(text);
+                    if (st == FM_ERR_MISMATCH && err) {
+                        size_t len = strlen(err->message);
+                        snprintf(err->message + len, sizeof err->message - len,
+                                 " in the grid: the grid changed since this run; remove the run or use another --out");
+                    }
+                }
                 if (st == FM_OK && !seen && !complete(d->train_dir)) {
                     Job *j = &train_jobs[n_train++];
                     char study[FM_PATH_MAX];

@@ -11,28 +11,7 @@
 #include "src/atomic_file.h"
 #include "src/results_table.h"
 #include "src/strbuf.h"
-
-static char *read_file(const char *path, FmError *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        FM_FAIL(err, FM_ERR_IO, path, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    FmStrBuf b;
-    fm_strbuf_init(&b);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) fm_strbuf_append_n(&b, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    char *text = fm_strbuf_take(&b);
-    if (bad || !text) {
-        fm_free(text);
-        FM_FAIL(err, bad ? FM_ERR_IO : FM_ERR_NOMEM, path, "cannot read");
-        return NULL;
-    }
-    return text;
-}
+#include "src/train_folder.h"
 
 static double member_value(const cJSON *tasks, const char *name) {
     const char *dot = strchr(name, '.');
@@ -45,8 +24,9 @@ static double member_value(const cJSON *tasks, const char *name) {
 }
 
 FmStatus fm_ablate_results_read_metrics(const FmAblateGrid *g, const char *path, double *values, FmError *err) {
-    char *text = read_file(path, err);
-    if (!text) return err ? err->code : FM_ERR_IO;
+    char *text;
+    FmStatus st = fm_train_folder_read(path, &text, err);
+    if (st != FM_OK) return st;
     cJSON *root = cJSON_Parse(text);
     fm_free(text);
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(root, "tasks");
@@ -60,8 +40,8 @@ FmStatus fm_ablate_results_read_metrics(const FmAblateGrid *g, const char *path,
 }
 
 double fm_ablate_results_read_seconds(const char *path) {
-    char *text = read_file(path, NULL);
-    if (!text) return NAN;
+    char *text;
+    if (fm_train_folder_read(path, &text, NULL) != FM_OK) return NAN;
     cJSON *root = cJSON_Parse(text);
     fm_free(text);
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "train_seconds");

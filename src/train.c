@@ -321,15 +321,15 @@ static int resume_may_differ(const FmConfigKey *k) {
     return strcmp(k->section, "train") == 0 && (strcmp(k->key, "threads") == 0 || strcmp(k->key, "checkpoint_every") == 0);
 }
 
-/* Compares the configuration a checkpoint was started with against the current one. */
-static FmStatus check_same_config(Run *r, const char *saved_text, FmError *err) {
+FmStatus fm_train_check_same_config(const char *saved_text, const FmConfig *cfg, const char *where, FmError *err) {
     FmConfig saved;
     FmStatus st = fm_config_init(&saved, err);
     if (st != FM_OK) return st;
     FmError e;
-    if (fm_config_load_string(&saved, saved_text, "checkpoint", &e) != FM_OK) {
+    if (fm_config_load_string(&saved, saved_text, where, &e) != FM_OK) {
         fm_config_free(&saved);
-        return FM_FAIL(err, FM_ERR_FORMAT, r->path[PATH_CHECKPOINT], "unreadable configuration: %s", e.message);
+        return FM_FAIL(err, e.code == FM_ERR_NOMEM ? FM_ERR_NOMEM : FM_ERR_FORMAT, where,
+                       "unreadable configuration: %s", e.message);
     }
     int n;
     const FmConfigKey *keys = fm_config_schema(&n);
@@ -337,14 +337,24 @@ static FmStatus check_same_config(Run *r, const char *saved_text, FmError *err) 
         if (resume_may_differ(&keys[i])) continue;
         char name[128];
         snprintf(name, sizeof name, "%s.%s", keys[i].section, keys[i].key);
-        const char *a = fm_config_text(&saved, name), *b = fm_config_text(r->cfg, name);
+        const char *a = fm_config_text(&saved, name), *b = fm_config_text(cfg, name);
         if (strcmp(a, b) != 0)
-            st = FM_FAIL(err, FM_ERR_MISMATCH, r->path[PATH_CHECKPOINT],
-                         "the run was started with %s = %s, now %s = %s; resume with the configuration it started "
-                         "with (config.ini of the run), or start a new run",
-                         name, a[0] ? a : "(empty)", name, b[0] ? b : "(empty)");
+            st = FM_FAIL(err, FM_ERR_MISMATCH, where, "the run was made with %s = %s, now %s = %s", name,
+                         a[0] ? a : "(empty)", name, b[0] ? b : "(empty)");
     }
     fm_config_free(&saved);
+    return st;
+}
+
+static FmStatus check_same_config(Run *r, const char *saved_text, FmError *err) {
+    FmStatus st = fm_train_check_same_config(saved_text, r->cfg, r->path[PATH_CHECKPOINT], err);
+    if (st == FM_ERR_MISMATCH)
+        fm_error_prefix(err, "cannot resume");
+    if (st == FM_ERR_MISMATCH && err) {
+        size_t len = strlen(err->message);
+        snprintf(err->message + len, sizeof err->message - len,
+                 "; resume with the configuration it started with (config.ini of the run), or start a new run");
+    }
     return st;
 }
 
@@ -598,8 +608,15 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
     char metrics[FM_PATH_MAX];
     if (snprintf(metrics, sizeof metrics, "%s/%s", opt->out_dir, FM_TRAIN_METRICS_FILE) < (int)sizeof metrics &&
         opt->resume && file_exists(metrics)) {
-        /* Complete already; still check the configuration so that a mistake is not hidden. */
-        if ((st = fm_config_check(opt->cfg, err)) == FM_OK) res->already_complete = 1;
+        /* Complete already: only if it was made with this configuration. */
+        char path[FM_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", opt->out_dir, FM_TRAIN_CONFIG_FILE);
+        char *text = NULL;
+        if ((st = fm_config_check(opt->cfg, err)) == FM_OK && (st = fm_train_folder_read(path, &text, err)) == FM_OK)
+            st = fm_train_check_same_config(text, opt->cfg, path, err);
+        fm_free(text);
+        if (st == FM_OK) res->already_complete = 1;
+        else if (st == FM_ERR_MISMATCH) fm_error_prefix(err, "the complete run in %s", opt->out_dir);
         return st;
     }
     if ((st = setup(&r, err)) != FM_OK) goto done;

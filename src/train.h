@@ -36,7 +36,8 @@
  * checkpoint.h5 (it must have been started with the same configuration, except train.threads
  * and train.checkpoint_every) and ends with the same files as an uninterrupted run (with the
  * same train.threads); without a
- * checkpoint it starts afresh. A run whose metrics.json exists is complete. The checkpoint is
+ * checkpoint it starts afresh. A run whose metrics.json exists is complete: `resume` then does
+ * nothing, after checking that its config.ini is this configuration. The checkpoint is
  * removed when the run completes.
  *
  * A non-finite training loss or gradient stops the run (FM_ERR_NUMERIC, naming the epoch and
@@ -113,6 +114,13 @@ typedef struct {
     double select_value;  /* the best epoch's selection value */
     double train_seconds; /* training time over all sessions of the run (checkpointed) */
 } FmTrainResult;
+
+/* Compares configuration text `saved_text` (a run's config.ini or a checkpoint's) with `cfg`
+ * over every key that changes what a run computes (all but train.threads and
+ * train.checkpoint_every). FM_OK when they agree; FM_ERR_MISMATCH at `where` naming the first
+ * key that differs ("the run was made with model.gate = laplace, now model.gate = softmax");
+ * FM_ERR_FORMAT when the text does not parse. */
+FmStatus fm_train_check_same_config(const char *saved_text, const FmConfig *cfg, const char *where, FmError *err);
 
 /* Runs the study (see above). Errors: FM_ERR_CONFIG (located as src/config.h does), FM_ERR_IO
  * and FM_ERR_FORMAT (files), FM_ERR_ARG (a run folder that holds a run, without `resume`),

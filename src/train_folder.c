@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "src/alloc.h"
 #include "src/atomic_file.h"
+#include "src/strbuf.h"
 
 FmStatus fm_train_folder_create(const char *dir, FmError *err) {
     char buf[FM_PATH_MAX];
@@ -31,4 +33,24 @@ int fm_train_folder_has(const char *dir, const char *name) {
     if (snprintf(buf, sizeof buf, "%s%s%s", dir, name ? "/" : "", name ? name : "") >= (int)sizeof buf) return 0;
     struct stat st;
     return stat(buf, &st) == 0;
+}
+
+FmStatus fm_train_folder_read(const char *path, char **text, FmError *err) {
+    *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return FM_FAIL(err, FM_ERR_IO, path, "cannot open: %s", strerror(errno));
+    FmStrBuf b;
+    fm_strbuf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) fm_strbuf_append_n(&b, chunk, n);
+    int bad = ferror(f);
+    fclose(f);
+    *text = fm_strbuf_take(&b);
+    if (bad || !*text) {
+        fm_free(*text);
+        *text = NULL;
+        return FM_FAIL(err, bad ? FM_ERR_IO : FM_ERR_NOMEM, path, bad ? "cannot read" : "out of memory");
+    }
+    return FM_OK;
 }

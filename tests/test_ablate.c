@@ -271,6 +271,16 @@ START_TEST(test_ablate_jobs_and_resume) {
     snprintf(pa, sizeof pa, "%s/results.md", a);
     snprintf(pb, sizeof pb, "%s/results.md", b);
     ck_assert(fm_study_same_file(pa, pb));
+    /* A changed grid does not silently reuse runs made with the old one. */
+    char *changed = fm_malloc(strlen(GRID) + 8);
+    strcpy(changed, GRID);
+    memcpy(strstr(changed, "train.epochs = 1"), "train.epochs = 2", 16);
+    write_text(grid, changed);
+    fm_free(changed);
+    o.observer = NULL;
+    ck_assert_int_eq(fm_ablate_run(&o, &res, &err), FM_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(err.message, "the run was made with train.epochs = 1, now train.epochs = 2"));
+    ck_assert_ptr_nonnull(strstr(err.where, "config.ini"));
     fm_test_rmtree(dir);
 }
 END_TEST

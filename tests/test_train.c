@@ -384,6 +384,10 @@ START_TEST(test_train_refuses_occupied_folder) {
     ck_assert_int_eq(fm_study_train(study, NULL, 0, out, 1, NULL, NULL, &err), FM_OK);
     ck_assert_int_eq(stat(model, &b), 0);
     ck_assert(a.st_ino == b.st_ino && a.st_mtime == b.st_mtime);
+    /* ... unless it was made with another configuration */
+    const char *other[] = {"train.lr=1e-3"};
+    ck_assert_int_eq(fm_study_train(study, other, 1, out, 1, NULL, NULL, &err), FM_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(err.message, "train.lr = 0.0004, now train.lr = 0.001"));
     fm_test_rmtree(dir);
 }
 END_TEST
@@ -399,7 +403,7 @@ START_TEST(test_train_resume_refuses_other_config) {
     fm_interrupt_clear();
     const char *other[] = {"train.epochs=3", "train.checkpoint_every=4", "model.gate=softmax"};
     ck_assert_int_eq(fm_study_train(study, other, 3, out, 1, NULL, NULL, &err), FM_ERR_MISMATCH);
-    ck_assert_ptr_nonnull(strstr(err.message, "model.gate = laplace, now model.gate = softmax"));
+    ck_assert_ptr_nonnull(strstr(err.message, "cannot resume: the run was made with model.gate = laplace, now model.gate = softmax"));
     /* threads and the checkpoint interval may change */
     const char *threads[] = {"train.epochs=3", "train.checkpoint_every=5", "train.threads=1"};
     ck_assert_int_eq(fm_study_train(study, threads, 3, out, 1, NULL, NULL, &err), FM_OK);
