@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/compete_schedule.h"
 #include "models/moe.h"
 #include "models/moe_compete.h"
 #include "models/moe_compete_loss.h"
@@ -741,6 +742,137 @@ START_TEST(test_alloc_failure) {
 }
 END_TEST
 
+/* ---- schedule ---- */
+
+START_TEST(test_schedule_warmup) {
+    FmCompeteSchedule s;
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.05, 1.0, 3, 1000, 7, NULL), FM_OK);
+    ck_assert_int_eq(s.warmup_steps, 50);
+    uint8_t mask[3];
+    for (long step = 0; step < 50; step++) {
+        ck_assert_int_eq(fm_compete_schedule_draw(&s, step, 3, mask), 0);
+        ck_assert(!mask[0] && !mask[1] && !mask[2]);
+    }
+    /* omega = 1: every layer competes from the first step after the warm-up */
+    ck_assert_int_eq(fm_compete_schedule_draw(&s, 50, 3, mask), 3);
+    ck_assert(mask[0] && mask[1] && mask[2]);
+    /* rounding: 0.05 * 30 = 1.5 steps of warm-up round up to 2; 0 gives none */
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.05, 1.0, 3, 30, 7, NULL), FM_OK);
+    ck_assert_int_eq(s.warmup_steps, 2);
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.0, 1.0, 3, 30, 7, NULL), FM_OK);
+    ck_assert_int_eq(fm_compete_schedule_draw(&s, 0, 3, mask), 3);
+    /* omega = 0: never */
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.0, 0.0, 3, 30, 7, NULL), FM_OK);
+    for (long step = 0; step < 1000; step++)
+        ck_assert_int_eq(fm_compete_schedule_draw(&s, step, 3, mask), 0);
+}
+END_TEST
+
+/* The competition rate per layer is omega and layers draw independently (no cap reached):
+ * over N = 40000 steps each layer's count is Binomial(N, omega), sd sqrt(N omega (1 - omega))
+ * = 43.6 around 2000 for omega = 0.05; the test allows 5 sd (a correct schedule fails with
+ * probability below 1e-6 per check; the seed is fixed, so the outcome is too). Joint
+ * competition of layers 0 and 1 has rate omega^2 (mean 5, sd 2.2 over N): allowed 5 sd. */
+START_TEST(test_schedule_rate) {
+    const long N = 40000;
+    const double omega = 0.05;
+    FmCompeteSchedule s;
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.0, omega, 4, N, 12345, NULL), FM_OK);
+    long count[4] = {0}, both = 0;
+    uint8_t mask[4];
+    for (long step = 0; step < N; step++) {
+        fm_compete_schedule_draw(&s, step, 4, mask);
+        for (int l = 0; l < 4; l++)
+            count[l] += mask[l];
+        both += mask[0] && mask[1];
+    }
+    const double sd = sqrt(N * omega * (1 - omega)), sd2 = sqrt(N * omega * omega * (1 - omega * omega));
+    for (int l = 0; l < 4; l++)
+        ck_assert_msg(fabs(count[l] - N * omega) < 5 * sd, "layer %d: %ld competitions, expected %g +- %g", l,
+                      count[l], N * omega, 5 * sd);
+    ck_assert_msg(fabs(both - N * omega * omega) < 5 * sd2, "layers 0 and 1 together: %ld, expected %g", both,
+                  N * omega * omega);
+}
+END_TEST
+
+/* The cap: 8 layers, omega 0.5, at most 3 per step. The number per step is min(X, 3) with
+ * X ~ Binomial(8, 1/2), mean 721 / 256 = 2.81640625 (from the binomial probabilities below); over 20000
+ * steps the mean is checked within 5 sd of the per-step sd / sqrt(N). The kept subset is
+ * uniform, so each layer's rate is that mean / 8 (checked within 5 sd of its binomial
+ * spread). */
+START_TEST(test_schedule_max_layers) {
+    const long N = 20000;
+    FmCompeteSchedule s;
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.0, 0.5, 3, N, 99, NULL), FM_OK);
+    double pmf[9], mean = 0.0, var = 0.0;
+    for (int k = 0; k <= 8; k++) {
+        double c = 1.0;
+        for (int j = 0; j < k; j++)
+            c = c * (8 - j) / (j + 1);
+        pmf[k] = c / 256.0;
+    }
+    for (int k = 0; k <= 8; k++)
+        mean += pmf[k] * (k < 3 ? k : 3);
+    for (int k = 0; k <= 8; k++)
+        var += pmf[k] * ((k < 3 ? k : 3) - mean) * ((k < 3 ? k : 3) - mean);
+    ck_assert_double_eq_tol(mean, 721.0 / 256.0, 1e-12);
+    long total = 0, per[8] = {0};
+    uint8_t mask[8];
+    for (long step = 0; step < N; step++) {
+        const int n = fm_compete_schedule_draw(&s, step, 8, mask);
+        int m = 0;
+        for (int l = 0; l < 8; l++) {
+            m += mask[l];
+            per[l] += mask[l];
+        }
+        ck_assert_int_eq(m, n);
+        ck_assert_int_le(n, 3);
+        total += n;
+    }
+    ck_assert_msg(fabs((double)total / N - mean) < 5 * sqrt(var / N), "mean %g per step, expected %g",
+                  (double)total / N, mean);
+    const double p = mean / 8, sd = sqrt(N * p * (1 - p));
+    for (int l = 0; l < 8; l++)
+        ck_assert_msg(fabs(per[l] - N * p) < 5 * sd, "layer %d kept %ld times, expected %g +- %g", l, per[l],
+                      N * p, 5 * sd);
+}
+END_TEST
+
+/* Deterministic: a step's mask depends on the seed and the step only (not on which steps were
+ * drawn before, nor in what order); another seed gives other masks. */
+START_TEST(test_schedule_deterministic) {
+    FmCompeteSchedule a, b, c;
+    ck_assert_int_eq(fm_compete_schedule_init(&a, 0.1, 0.3, 2, 500, 42, NULL), FM_OK);
+    ck_assert_int_eq(fm_compete_schedule_init(&b, 0.1, 0.3, 2, 500, 42, NULL), FM_OK);
+    ck_assert_int_eq(fm_compete_schedule_init(&c, 0.1, 0.3, 2, 500, 43, NULL), FM_OK);
+    uint8_t forward[500][5], ma[5], mc[5];
+    int differ = 0;
+    for (long step = 0; step < 500; step++)
+        fm_compete_schedule_draw(&a, step, 5, forward[step]);
+    for (long step = 499; step >= 0; step--) {
+        fm_compete_schedule_draw(&b, step, 5, ma);
+        ck_assert_mem_eq(ma, forward[step], 5);
+        fm_compete_schedule_draw(&c, step, 5, mc);
+        differ += memcmp(ma, mc, 5) != 0;
+    }
+    ck_assert_int_gt(differ, 100);
+}
+END_TEST
+
+START_TEST(test_schedule_bad_config) {
+    FmCompeteSchedule s;
+    FmError err;
+    ck_assert_int_eq(fm_compete_schedule_init(&s, -0.1, 0.05, 3, 10, 1, &err), FM_ERR_CONFIG);
+    ck_assert_str_eq(err.where, "competition.warmup_fraction");
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.05, 1.5, 3, 10, 1, &err), FM_ERR_CONFIG);
+    ck_assert_str_eq(err.where, "competition.omega");
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.05, NAN, 3, 10, 1, &err), FM_ERR_CONFIG);
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.05, 0.05, 0, 10, 1, &err), FM_ERR_CONFIG);
+    ck_assert_str_eq(err.where, "competition.max_layers");
+    ck_assert_int_eq(fm_compete_schedule_init(&s, 0.05, 0.05, 3, 0, 1, &err), FM_ERR_ARG);
+}
+END_TEST
+
 static Suite *compete_suite(void) {
     Suite *s = suite_create("compete");
     TCase *tc = tcase_create("compete");
@@ -758,6 +890,11 @@ static Suite *compete_suite(void) {
     tcase_add_test(tc, test_dropout_masks_shared_with_routed_forward);
     tcase_add_test(tc, test_no_allocation_and_empty_batch);
     tcase_add_test(tc, test_alloc_failure);
+    tcase_add_test(tc, test_schedule_warmup);
+    tcase_add_test(tc, test_schedule_rate);
+    tcase_add_test(tc, test_schedule_max_layers);
+    tcase_add_test(tc, test_schedule_deterministic);
+    tcase_add_test(tc, test_schedule_bad_config);
     suite_add_tcase(s, tc);
     return s;
 }
