@@ -11,6 +11,7 @@
 #include "models/moe.h"
 #include "models/moe_compete.h"
 #include "models/moe_compete_loss.h"
+#include "models/moe_diagnostics.h"
 #include "models/moe_internal.h"
 #include "src/alloc.h"
 #include "src/blas_kernel.h"
@@ -704,6 +705,9 @@ START_TEST(test_no_allocation_and_empty_batch) {
     fm_alloc_fail_reset();
     layer_backward(&L);
     ck_assert_int_eq(fm_alloc_calls(), 0);
+    FmMoeProbe probe;
+    fm_moe_diag_probe(&L.moe, &L.params, L.cache, L.out, L.x, L.modality, L.T, &probe);
+    ck_assert_int_eq(fm_alloc_calls(), 0);
     L.T = 0;
     FmCompeteAux aux = layer_forward(&L);
     fm_moe_compete_backward(&L.moe, &L.params, L.cache, L.dx, L.dout, 1.0f, 1.0f, 1.0f);
@@ -873,6 +877,92 @@ START_TEST(test_schedule_bad_config) {
 }
 END_TEST
 
+/* ---- diagnostics ---- */
+
+START_TEST(test_diag_utilisation_and_dead) {
+    const long long even[4] = {5, 5, 5, 5}, one[4] = {0, 20, 0, 0}, mixed[4] = {2, 1, 1, 0}, none[4] = {0};
+    ck_assert_double_eq_tol(fm_moe_diag_utilisation_entropy(even, 4), 1.0, 1e-12);
+    ck_assert_double_eq(fm_moe_diag_utilisation_entropy(one, 4), 0.0);
+    /* p = (1/2, 1/4, 1/4, 0): H = 1.5 log 2, over log 4 = 0.75 */
+    ck_assert_double_eq_tol(fm_moe_diag_utilisation_entropy(mixed, 4), 0.75, 1e-12);
+    ck_assert(isnan(fm_moe_diag_utilisation_entropy(none, 4)));
+    ck_assert_double_eq(fm_moe_diag_utilisation_entropy(even, 1), 1.0);
+    ck_assert_int_eq(fm_moe_diag_dead_experts(even, 4), 0);
+    ck_assert_int_eq(fm_moe_diag_dead_experts(one, 4), 3);
+    ck_assert_int_eq(fm_moe_diag_dead_experts(mixed, 4), 1);
+    ck_assert_int_eq(fm_moe_diag_dead_experts(none, 4), 4);
+}
+END_TEST
+
+START_TEST(test_diag_cosine_and_agreement) {
+    const float a[3] = {1, 0, 0}, b[3] = {0, 2, 0}, c[3] = {3, 3, 0}, d[3] = {-1, 0, 0};
+    const float *rows[4] = {a, b, c, d};
+    /* pairs: ab 0, ac 1/sqrt2, bc 1/sqrt2, ad -1, bd 0, cd -1/sqrt2: sum -1 + 1/sqrt2, over 6 */
+    ck_assert_double_eq_tol(fm_moe_diag_mean_pairwise_cosine(rows, 4, 3), (-1.0 + 1.0 / sqrt(2.0)) / 6.0,
+                            1e-7);
+    ck_assert_double_eq_tol(fm_moe_diag_mean_pairwise_cosine(rows, 2, 3), 0.0, 1e-12);
+    ck_assert(isnan(fm_moe_diag_mean_pairwise_cosine(rows, 1, 3)));
+    /* token 0: {0, 1} vs {1, 2}: 1 of 2; token 1: {3, 0} vs {0, 3}: 2 of 2; mean 0.75 */
+    const int r[4] = {0, 1, 3, 0}, s[4] = {1, 2, 0, 3};
+    ck_assert_double_eq(fm_moe_diag_topk_agreement(r, s, 2, 2), 0.75);
+    ck_assert_double_eq(fm_moe_diag_topk_agreement(r, s, 1, 2), 0.5);
+    ck_assert(isnan(fm_moe_diag_topk_agreement(r, s, 0, 2)));
+}
+END_TEST
+
+/* The probe on layers whose answers are known: identical experts have similarity 1; a softmax
+ * router built to equal the responses (as in test_router_loss_zero_when_router_matches) agrees
+ * fully; usage counts accumulate over forwards. */
+START_TEST(test_diag_probe) {
+    FmMoeConfig cfg = small_config(FM_GATE_SOFTMAX, FM_ROUTER_JOINT);
+    Layer L;
+    layer_build(&L, &cfg, 6, 41);
+    for (int t = 0; t < L.T; t++)
+        for (int d = 0; d < cfg.D; d++)
+            L.x[t * cfg.D + d] = d == t ? 0.6f + 0.3f * (float)t : 0.0f;
+    FmMoeProbe probe;
+    fm_moe_diag_probe(&L.moe, &L.params, L.cache, L.out, L.x, NULL, L.T, &probe);
+    ck_assert(probe.similarity > -1.0 && probe.similarity < 0.99);
+    ck_assert(probe.agreement >= 0.0 && probe.agreement <= 1.0);
+    FmCompeteView v;
+    fm_moe_compete_view(L.cache, &v);
+    float *w = fm_params_data(&L.params, L.moe.router_w[0]);
+    for (int e = 0; e < cfg.E; e++)
+        for (int t = 0; t < L.T; t++)
+            w[e * cfg.D + t] = v.response[t * cfg.E + e] / L.x[t * cfg.D + t];
+    fm_moe_diag_probe(&L.moe, &L.params, L.cache, L.out, L.x, NULL, L.T, &probe);
+    ck_assert_double_eq(probe.agreement, 1.0);
+    /* the router's top K is not the competition's: agreement 1/3 per token when the router
+     * prefers the three experts the competition ranks lowest */
+    for (int e = 0; e < cfg.E; e++)
+        for (int t = 0; t < L.T; t++)
+            w[e * cfg.D + t] = -w[e * cfg.D + t];
+    fm_moe_diag_probe(&L.moe, &L.params, L.cache, L.out, L.x, NULL, L.T, &probe);
+    ck_assert_double_eq(probe.agreement, 0.0); /* 8 experts, K = 3: bottom 3 and top 3 are disjoint */
+    const int ids[4] = {L.moe.fc1_w, L.moe.fc1_b, L.moe.fc2_w, L.moe.fc2_b};
+    for (int i = 0; i < 4; i++) {
+        float *p = fm_params_data(&L.params, ids[i]);
+        const size_t per = L.params.tensors[ids[i]].count / (size_t)cfg.E;
+        for (int e = 1; e < cfg.E; e++)
+            memcpy(p + e * per, p, per * sizeof(float));
+    }
+    fm_moe_diag_probe(&L.moe, &L.params, L.cache, L.out, L.x, NULL, L.T, &probe);
+    ck_assert_double_eq_tol(probe.similarity, 1.0, 1e-6);
+    /* usage: two routed forwards of 6 tokens, K = 3 each */
+    FmMoeUsage u;
+    fm_moe_usage_reset(&u, cfg.E);
+    for (int i = 0; i < 2; i++) {
+        fm_moe_forward(&L.moe, &L.params, L.cache, L.out, L.x, NULL, L.T, 0, NULL, NULL);
+        fm_moe_usage_add(&u, L.cache, cfg.M);
+    }
+    long long total = 0;
+    for (int e = 0; e < cfg.E; e++)
+        total += u.counts[e];
+    ck_assert_int_eq(total, 2 * L.T * cfg.K);
+    layer_free(&L);
+}
+END_TEST
+
 static Suite *compete_suite(void) {
     Suite *s = suite_create("compete");
     TCase *tc = tcase_create("compete");
@@ -895,6 +985,9 @@ static Suite *compete_suite(void) {
     tcase_add_test(tc, test_schedule_max_layers);
     tcase_add_test(tc, test_schedule_deterministic);
     tcase_add_test(tc, test_schedule_bad_config);
+    tcase_add_test(tc, test_diag_utilisation_and_dead);
+    tcase_add_test(tc, test_diag_cosine_and_agreement);
+    tcase_add_test(tc, test_diag_probe);
     suite_add_tcase(s, tc);
     return s;
 }
