@@ -93,7 +93,7 @@ FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max
  * (max_tokens * E_r * D floats, E_r = experts per router: E for joint and per-modality routers,
  * E / M for disjoint ones), the inputs again in router order (max_tokens * D), and
  * max_tokens * (3 E_r + K (K + 3) + 2) words of responses, targets, token order and backward
- * scratch: at the default size (D = 128, E = 16, K = 4, 4608 tokens) 40 MB more. A cache made by
+ * scratch: at the default size (D = 128, E = 16, K = 4, 4608 tokens) 41.5 MB more. A cache made by
  * fm_moe_cache_create cannot compete, so normal training does not pay for it. Failures as
  * fm_moe_cache_create. */
 FmStatus fm_moe_cache_create_compete(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens,

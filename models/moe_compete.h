@@ -64,8 +64,9 @@ void fm_moe_compete_forward(const FmMoe *moe, const FmParams *params, FmMoeCache
  * for the last forward on this cache, which must have been fm_moe_compete_forward. The experts
  * get gradients on the winning (token, expert) pairs only; the router's centres/weights get
  * gradients from L_R only (the noise weights get none). The winners' hidden activations are
- * recomputed here (one fc1 GEMM over T K rows, 1/(2 E_r / K) of the forward's expert GEMMs) rather
- * than kept for every expert, which would take T E_r hidden floats twice. Allocates nothing. */
+ * recomputed here (one fc1 GEMM over T K rows, K / (2 E_r) of the forward's expert GEMM work)
+ * rather than kept for every expert, which would take T E_r hidden floats twice. Allocates
+ * nothing. */
 void fm_moe_compete_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, float *dinp,
                              const float *dout, float router_coef, float diversity_coef, float balance_coef);
 

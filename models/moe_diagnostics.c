@@ -13,9 +13,10 @@ void fm_moe_usage_reset(FmMoeUsage *u, int E) {
     u->E = E;
 }
 
-void fm_moe_usage_add(FmMoeUsage *u, const FmMoeCache *cache, int M) {
+void fm_moe_usage_add(FmMoeUsage *u, const FmMoe *moe, const FmMoeCache *cache) {
     const int *counts = fm_moe_expert_counts(cache);
-    for (int m = 0; m < M; m++)
+    FM_ASSERT(u->E == moe->cfg.E);
+    for (int m = 0; m < moe->cfg.M; m++)
         for (int e = 0; e < u->E; e++)
             u->counts[e] += counts[(size_t)m * u->E + e];
 }

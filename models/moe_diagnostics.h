@@ -28,8 +28,9 @@ typedef struct {
 /* Empties *u for a layer of E experts (1 .. FM_MOE_MAX_EXPERTS). */
 void fm_moe_usage_reset(FmMoeUsage *u, int E);
 
-/* Adds the counts of the last forward on `cache` (fm_moe_expert_counts, (M, E)) to *u. */
-void fm_moe_usage_add(FmMoeUsage *u, const FmMoeCache *cache, int M);
+/* Adds the counts of the last forward of layer `moe` on `cache` (fm_moe_expert_counts, summed
+ * over the modalities) to *u, which must have been reset for moe's E. */
+void fm_moe_usage_add(FmMoeUsage *u, const FmMoe *moe, const FmMoeCache *cache);
 
 /* H(c / sum c) / log E, see above. */
 double fm_moe_diag_utilisation_entropy(const long long *counts, int E);

@@ -953,7 +953,7 @@ START_TEST(test_diag_probe) {
     fm_moe_usage_reset(&u, cfg.E);
     for (int i = 0; i < 2; i++) {
         fm_moe_forward(&L.moe, &L.params, L.cache, L.out, L.x, NULL, L.T, 0, NULL, NULL);
-        fm_moe_usage_add(&u, L.cache, cfg.M);
+        fm_moe_usage_add(&u, &L.moe, L.cache);
     }
     long long total = 0;
     for (int e = 0; e < cfg.E; e++)
