@@ -1,5 +1,7 @@
 /* The sparse MoE layer: parameters, cache, dispatch to the experts, the experts, and the combine.
- * Routing lives in models/moe_gate.c, the auxiliary losses in models/moe_balance.c.
+ * Routing lives in models/moe_gate.c, the auxiliary losses in models/moe_balance.c, the
+ * competition mode in models/moe_compete.c (which shares the cache and the expert blocks below
+ * through models/moe_internal.h).
  *
  * Dispatch: after routing, the (token, expert) pairs are sorted by expert (stable in token
  * order), each expert's tokens are gathered into one contiguous block of rows, and each expert
