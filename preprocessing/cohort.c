@@ -33,6 +33,8 @@ void fm_cohort_free(FmCohort *c) {
     fm_free(c->label_info);
     fm_free(c->label);
     fm_free(c->label_mask);
+    fm_free(c->saps_i);
+    fm_free(c->sofa);
     fm_splits_free(c->split, c->n_splits);
     fm_free(c->settings.split_spec);
     fm_free(c->settings.sources);

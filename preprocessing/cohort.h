@@ -81,6 +81,8 @@ typedef struct {
     FmLabelInfo *label_info; /* (n_labels) */
     float *label;            /* (N, n_labels); NaN where unknown */
     uint8_t *label_mask;     /* (N, n_labels) 1 = known */
+    float *saps_i;           /* (N) SAPS-I admission score, NaN = unknown; NULL: not in the inputs */
+    float *sofa;             /* (N) SOFA admission score, NaN = unknown; NULL: not in the inputs */
     int n_splits;
     FmCohortSplit *split; /* (n_splits) */
     FmCohortSettings settings;

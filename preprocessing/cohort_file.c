@@ -8,6 +8,8 @@
  *   /labels/value              float32 (N, n_labels), NaN where unknown
  *   /labels/mask               uint8 (N, n_labels), 1 = known
  *   /labels/name, kind, task   strings (n_labels); kind is "binary" or "regression"
+ *   /scores/saps_i, sofa       float32 (N), admission scores, NaN where unknown (optional:
+ *                              present when the inputs had them, e.g. P12 outcome files)
  *   /modality_names            strings (M), the modality order
  *   /modalities/<name>/        attributes kind ("series", "events", "images", "static"), C,
  *                              image_size, standardise, max_L
@@ -119,6 +121,16 @@ static FmStatus write_all(hid_t file, const FmCohort *c, FmError *err) {
         fm_free(kinds);
         fm_free(tasks);
         H5Gclose(g);
+    }
+
+    /* admission scores */
+    if (st == FM_OK && c->saps_i) {
+        st = fm_h5_group_create(file, "scores", &g, err);
+        if (st == FM_OK) {
+            st = fm_h5_write(g, "saps_i", FM_H5_F32, 1, n, c->saps_i, 1, err);
+            if (st == FM_OK) st = fm_h5_write(g, "sofa", FM_H5_F32, 1, n, c->sofa, 1, err);
+            H5Gclose(g);
+        }
     }
 
     /* modalities */
@@ -418,6 +430,14 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
             return BAD(ld, "labels/mask", "entry %zu: mask value %d", k, c->label_mask[k]);
         if (c->label_mask[k] && !isfinite(c->label[k]))
             return BAD(ld, "labels/value", "entry %zu is marked known but not finite", k);
+    }
+
+    /* admission scores (optional) */
+    if (fm_h5_exists(f, "scores")) {
+        d1[0] = (hsize_t)c->N;
+        if ((st = read_ds(ld, "scores/saps_i", FM_H5_F32, 1, d1, (void **)&c->saps_i)) != FM_OK) return st;
+        d1[0] = (hsize_t)c->N;
+        if ((st = read_ds(ld, "scores/sofa", FM_H5_F32, 1, d1, (void **)&c->sofa)) != FM_OK) return st;
     }
 
     /* modalities */

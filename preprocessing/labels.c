@@ -29,6 +29,8 @@ void fm_labels_free(FmLabelTable *t) {
     fm_free(t->extra_name);
     fm_free(t->extra_phenotype);
     fm_free(t->extra);
+    fm_free(t->saps_i);
+    fm_free(t->sofa);
     fm_id_index_free(&t->index);
     memset(t, 0, sizeof *t);
 }
@@ -51,6 +53,8 @@ static FmStatus grow(FmLabelTable *t, FmError *err) {
     GROW(los_days);
     GROW(file);
     GROW(line);
+    GROW(saps_i);
+    GROW(sofa);
 #undef GROW
     if (t->n_extra) {
         float *p = fm_realloc(t->extra, cap * (size_t)t->n_extra * sizeof *p);
@@ -97,10 +101,21 @@ static FmStatus bad_number(const FmCsvPos *pos, const char *col, const char *wha
 typedef struct {
     FmLabelTable *t;
     FmCsvColumns cols;
-    int c_id, c_los, c_death;
+    int c_id, c_los, c_death, c_saps, c_sofa;
     int header_fields;
     int got_id;
 } P12Out;
+
+/* An admission score: a number, -1 (or empty) = unknown, any other negative value an error. */
+static FmStatus parse_score(const FmCsvPos *pos, const char *col, const char *s, size_t len, float *out,
+                            FmError *err) {
+    double v;
+    int rc = fm_csv_parse_number(s, len, &v);
+    if (rc == FM_CSV_NUM_BAD || (rc == FM_CSV_NUM_OK && v < 0 && v != -1))
+        return bad_number(pos, col, "a score (-1 = unknown)", s, err);
+    *out = rc == FM_CSV_NUM_OK && v >= 0 ? (float)v : NAN;
+    return FM_OK;
+}
 
 static FmStatus p12_field(void *ctx, const FmCsvPos *pos, const char *s, size_t len, FmError *err) {
     P12Out *r = ctx;
@@ -109,7 +124,7 @@ static FmStatus p12_field(void *ctx, const FmCsvPos *pos, const char *s, size_t 
     if (pos->col == 0) {
         FmStatus st = grow(t, err);
         if (st != FM_OK) return st;
-        t->mortality[t->n] = t->los_days[t->n] = NAN;
+        t->mortality[t->n] = t->los_days[t->n] = t->saps_i[t->n] = t->sofa[t->n] = NAN;
         t->file[t->n] = t->n_files - 1;
         t->line[t->n] = pos->line;
         r->got_id = 0;
@@ -129,6 +144,10 @@ static FmStatus p12_field(void *ctx, const FmCsvPos *pos, const char *s, size_t 
         if (rc == FM_CSV_NUM_BAD || (rc == FM_CSV_NUM_OK && v < 0 && v != -1))
             return bad_number(pos, "Length_of_stay", "a number of days (-1 = unknown)", s, err);
         t->los_days[t->n] = rc == FM_CSV_NUM_OK && v >= 0 ? (float)v : NAN;
+    } else if (pos->col == r->cols.index[r->c_saps]) {
+        return parse_score(pos, "SAPS-I", s, len, &t->saps_i[t->n], err);
+    } else if (pos->col == r->cols.index[r->c_sofa]) {
+        return parse_score(pos, "SOFA", s, len, &t->sofa[t->n], err);
     }
     return FM_OK;
 }
@@ -156,6 +175,8 @@ FmStatus fm_labels_read_p12_outcomes(FmLabelTable *t, const char *path, FmError 
     r.c_id = fm_csv_columns_want(&r.cols, "RecordID", 1);
     r.c_los = fm_csv_columns_want(&r.cols, "Length_of_stay", 1);
     r.c_death = fm_csv_columns_want(&r.cols, "In-hospital_death", 1);
+    r.c_saps = fm_csv_columns_want(&r.cols, "SAPS-I", 0);
+    r.c_sofa = fm_csv_columns_want(&r.cols, "SOFA", 0);
     FmCsvReader reader;
     fm_csv_reader_init(&reader);
     st = fm_csv_read_file(&reader, path, path, 0, p12_field, p12_row, &r, err);
@@ -256,7 +277,7 @@ static FmStatus csv_field(void *ctx, const FmCsvPos *pos, const char *s, size_t 
     if (pos->col == 0) {
         FmStatus st = grow(t, err);
         if (st != FM_OK) return st;
-        t->mortality[t->n] = t->los_days[t->n] = NAN;
+        t->mortality[t->n] = t->los_days[t->n] = t->saps_i[t->n] = t->sofa[t->n] = NAN;
         for (int k = 0; k < t->n_extra; k++)
             t->extra[t->n * (size_t)t->n_extra + (size_t)k] = NAN;
         t->file[t->n] = t->n_files - 1;

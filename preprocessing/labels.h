@@ -27,6 +27,8 @@ typedef struct {
     char **extra_name;        /* (n_extra) */
     uint8_t *extra_phenotype; /* (n_extra) 1 = part of the phenotype multi-label task */
     float *extra;             /* (n, n_extra) 0/1, NaN = unknown */
+    float *saps_i;            /* (n) SAPS-I admission score (P12 outcomes), NaN = unknown */
+    float *sofa;              /* (n) SOFA admission score (P12 outcomes), NaN = unknown */
     size_t cap;
     FmIdIndex index; /* stay id -> row */
 } FmLabelTable;
@@ -48,7 +50,8 @@ void fm_labels_init(FmLabelTable *t);
 void fm_labels_free(FmLabelTable *t);
 
 /* Appends the rows of a P12 outcome file. In-hospital_death must be 0 or 1; Length_of_stay -1
- * is unknown, any other negative value is an error. Other columns are not used. */
+ * is unknown, any other negative value is an error. SAPS-I and SOFA are kept as admission
+ * scores (-1 = unknown; baselines, not labels); Survival is not used. */
 FmStatus fm_labels_read_p12_outcomes(FmLabelTable *t, const char *path, FmError *err);
 
 /* Appends the rows of a labels CSV. mortality: 0, 1 or empty; los_days: a number >= 0, or -1 or

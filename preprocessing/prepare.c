@@ -85,9 +85,10 @@ static FmStatus describe_sources(const FmPrepareOptions *o, FmCohortSettings *s,
 }
 
 /* The label columns: mortality, los_log_days, los_gt_<t>d, then the labels CSV's further
- * columns (phenotype-prefixed ones form the "phenotype" task). */
+ * columns (phenotype-prefixed ones form the "phenotype" task). With has_scores (the outcomes
+ * came from P12 outcome files) the SAPS-I and SOFA admission scores are kept too. */
 static FmStatus build_labels(FmCohort *c, const FmLabelTable *t, const int32_t *rows, double threshold,
-                             FmError *err) {
+                             int has_scores, FmError *err) {
     int L = 3 + t->n_extra;
     c->label_info = fm_calloc((size_t)L, sizeof *c->label_info);
     c->label = fm_malloc_array((size_t)(c->N ? c->N : 1) * (size_t)L, sizeof *c->label);
@@ -111,8 +112,17 @@ static FmStatus build_labels(FmCohort *c, const FmLabelTable *t, const int32_t *
             if (strcmp(c->label_info[k].name, name) == 0)
                 return FM_FAIL(err, FM_ERR_CONFIG, t->files[0], "label column '%s' would appear twice", name);
     }
+    if (has_scores) {
+        c->saps_i = fm_malloc_array((size_t)(c->N ? c->N : 1), sizeof *c->saps_i);
+        c->sofa = fm_malloc_array((size_t)(c->N ? c->N : 1), sizeof *c->sofa);
+        if (!c->saps_i || !c->sofa) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for scores");
+    }
     for (int64_t i = 0; i < c->N; i++) {
         size_t r = (size_t)rows[i];
+        if (c->saps_i) {
+            c->saps_i[i] = t->saps_i[r];
+            c->sofa[i] = t->sofa[r];
+        }
         float *y = c->label + (size_t)i * (size_t)L;
         uint8_t *k = c->label_mask + (size_t)i * (size_t)L;
         float mort = t->mortality[r], los = t->los_days[r];
@@ -218,7 +228,7 @@ FmStatus fm_prepare_run(const FmPrepareOptions *o, FmCohort *c, FmVarMap *map, F
     if (st == FM_OK) {
         for (size_t r = 0; r < labels.n; r++)
             rep->outcomes_without_stay += !used[r];
-        st = build_labels(c, &labels, rows, o->los_threshold_days, err);
+        st = build_labels(c, &labels, rows, o->los_threshold_days, o->n_outcome_files > 0, err);
     }
     if (st == FM_OK) {
         FmCohortSettings *s = &c->settings;

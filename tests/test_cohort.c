@@ -69,6 +69,12 @@ static void assert_same_cohort(const FmCohort *a, const FmCohort *b) {
     ck_assert_mem_eq(a->label_mask, b->label_mask, nl);
     for (size_t k = 0; k < nl; k++)
         if (a->label_mask[k]) ck_assert_float_eq(a->label[k], b->label[k]);
+    ck_assert_int_eq(a->saps_i == NULL, b->saps_i == NULL);
+    ck_assert_int_eq(a->sofa == NULL, b->sofa == NULL);
+    if (a->saps_i) { /* NaN marks unknown scores: compare bytes */
+        ck_assert_mem_eq(a->saps_i, b->saps_i, (size_t)a->N * sizeof(float));
+        ck_assert_mem_eq(a->sofa, b->sofa, (size_t)a->N * sizeof(float));
+    }
     ck_assert_int_eq(a->n_splits, b->n_splits);
     for (int s = 0; s < a->n_splits; s++) {
         ck_assert_str_eq(a->split[s].name, b->split[s].name);
@@ -94,6 +100,7 @@ START_TEST(test_save_load_roundtrip) {
     snprintf(path, sizeof path, "%s/c.h5", dir);
     FmCohort c, d;
     prepare_small(&c);
+    ck_assert_ptr_nonnull(c.saps_i); /* the round trip covers the admission scores */
     FmError err;
     ck_assert_int_eq(fm_cohort_save(&c, path, &err), FM_OK);
     ck_assert_int_eq(fm_cohort_load(path, &d, &err), FM_OK);

@@ -155,6 +155,12 @@ START_TEST(test_p12_rules_on_fixture) {
     ck_assert_float_eq_tol(lab(&c, 1, "los_log_days"), logf(13.0f), 1e-6);
     ck_assert_float_eq(lab(&c, 0, "los_gt_7d"), 0);
     ck_assert_float_eq(lab(&c, 1, "los_gt_7d"), 1);
+    /* Admission scores from the outcome file. */
+    ck_assert_ptr_nonnull(c.saps_i);
+    ck_assert_float_eq(c.saps_i[0], 10);
+    ck_assert_float_eq(c.saps_i[1], 20);
+    ck_assert_float_eq(c.sofa[0], 3);
+    ck_assert_float_eq(c.sofa[1], 8);
     /* The report. */
     ck_assert_int_eq(rep.lines_read, 42); /* 17 + 10 + 6 + 9 lines after the headers */
     ck_assert_int_eq(rep.records_read, 4);
