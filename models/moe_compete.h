@@ -49,8 +49,9 @@ typedef struct {
  * fm_moe_cache_create_compete (FM_ASSERT otherwise). token_modality, T, out/inp aliasing and
  * the cache's copies are as for fm_moe_forward. training != 0 applies the experts' dropout
  * (cfg.dropout), drawn like fm_moe_forward's: one draw from rng, then one stream per (token,
- * expert), so a pair sees the same mask in both modes for the same rng state; training == 0 is
- * deterministic and rng may be NULL (diagnostics on probe tokens). winner_weight is beta of L_R
+ * expert), so a pair sees the same mask in both modes for the same rng state. No routing noise
+ * is drawn, so without dropout rng is not used (and may be NULL); training == 0 is
+ * deterministic (diagnostics on probe tokens). winner_weight is beta of L_R
  * (>= 0). aux (may be NULL) receives the three losses.
  * Work: each expert runs as two GEMMs over all the tokens of its router (T rows for joint and
  * per-modality routers), that is E_r / K times the routed layer's expert work; the winners'
