@@ -19,6 +19,13 @@
 #include "src/softmax.h"
 #include "src/vecmath.h"
 
+FmCompeteSettings fm_compete_settings_default(void) {
+    return (FmCompeteSettings){.router_coef = FM_COMPETE_COEF_DEFAULT,
+                               .diversity_coef = FM_COMPETE_COEF_DEFAULT,
+                               .balance_coef = FM_COMPETE_COEF_DEFAULT,
+                               .winner_weight = 0.0f};
+}
+
 /* Row of dense_eo holding local expert j of token t's router on token t. */
 static size_t dense_row(const FmMoeCache *c, int t, int j) {
     const int r = c->router[t];

@@ -38,6 +38,16 @@
 /* The brief's default for each of the three coefficients. */
 #define FM_COMPETE_COEF_DEFAULT 0.01f
 
+/* What a training step needs to run a layer in competition mode: the losses' coefficients
+ * (config keys [competition] router_coef, diversity_coef, balance_coef) and beta of L_R. */
+typedef struct {
+    float router_coef, diversity_coef, balance_coef; /* each FM_COMPETE_COEF_DEFAULT by default */
+    float winner_weight;                             /* beta, 0 by default */
+} FmCompeteSettings;
+
+/* The defaults above. */
+FmCompeteSettings fm_compete_settings_default(void);
+
 /* Values of the competition losses from the last competition forward (unweighted). */
 typedef struct {
     float router;    /* L_R */
