@@ -85,9 +85,10 @@ void fm_fusion_scratch_layout(FmFusionScratch *s, FmLayout *l, int B, int T, int
     s->attn = fm_layout_floats(l, fm_attention_scratch_size(as));
 }
 
-void fm_fusion_forward(const FmFusionLayer *layer, const FmParams *params, FmFusionCache *c, float *x_out,
-                       const float *x_in, const int *token_modality, int B, int T, int training, FmRng *rng,
-                       FmMoeAux *aux) {
+/* The forward of both modes: the MoE in competition mode when cs != NULL (training only). */
+static void forward(const FmFusionLayer *layer, const FmParams *params, FmFusionCache *c, float *x_out,
+                    const float *x_in, const int *token_modality, int B, int T, int training, FmRng *rng,
+                    const FmCompeteSettings *cs, FmMoeAux *aux, FmCompeteAux *caux) {
     const int D = layer->D, N = B * T;
     const size_t ND = (size_t)N * D;
     FmAttnShape s = {B, T, D, layer->H};
@@ -108,13 +109,33 @@ void fm_fusion_forward(const FmFusionLayer *layer, const FmParams *params, FmFus
                          fm_params_data(params, layer->ln2_b), N, D);
     FmRng moe_rng;
     if (training) moe_rng = fm_rng_split(rng, STREAM_MOE);
-    fm_moe_forward(&layer->moe, params, c->moe, c->y, c->ln2, token_modality, N, training,
-                   training ? &moe_rng : NULL, aux);
+    c->competed = cs != NULL;
+    if (cs) {
+        c->compete = *cs;
+        fm_moe_compete_forward(&layer->moe, params, c->moe, c->y, c->ln2, token_modality, N, 1, &moe_rng,
+                               cs->winner_weight, caux);
+    } else {
+        fm_moe_forward(&layer->moe, params, c->moe, c->y, c->ln2, token_modality, N, training,
+                       training ? &moe_rng : NULL, aux);
+    }
     if (c->dropped) {
         FmRng r = fm_rng_split(rng, STREAM_MOE_DROPOUT);
         fm_dropout_forward(c->y, c->keep2, c->y, ND, layer->dropout, &r);
     }
     for (size_t i = 0; i < ND; i++) x_out[i] = c->xmid[i] + c->y[i];
+}
+
+void fm_fusion_forward(const FmFusionLayer *layer, const FmParams *params, FmFusionCache *c, float *x_out,
+                       const float *x_in, const int *token_modality, int B, int T, int training, FmRng *rng,
+                       FmMoeAux *aux) {
+    forward(layer, params, c, x_out, x_in, token_modality, B, T, training, rng, NULL, aux, NULL);
+}
+
+void fm_fusion_forward_compete(const FmFusionLayer *layer, const FmParams *params, FmFusionCache *c,
+                               float *x_out, const float *x_in, const int *token_modality, int B, int T, FmRng *rng,
+                               const FmCompeteSettings *settings, FmCompeteAux *caux) {
+    FM_ASSERT(settings != NULL && rng != NULL);
+    forward(layer, params, c, x_out, x_in, token_modality, B, T, 1, rng, settings, NULL, caux);
 }
 
 void fm_fusion_backward(const FmFusionLayer *layer, FmParams *params, FmFusionCache *c, FmFusionScratch *s,
@@ -131,7 +152,11 @@ void fm_fusion_backward(const FmFusionLayer *layer, FmParams *params, FmFusionCa
     }
     /* y = MoE(ln2):  dln2 */
     memset(s->dln, 0, ND * sizeof(float));
-    fm_moe_backward(&layer->moe, params, c->moe, s->dln, s->d1, balance_coef, entropy_coef);
+    if (c->competed)
+        fm_moe_compete_backward(&layer->moe, params, c->moe, s->dln, s->d1, c->compete.router_coef,
+                                c->compete.diversity_coef, c->compete.balance_coef);
+    else
+        fm_moe_backward(&layer->moe, params, c->moe, s->dln, s->d1, balance_coef, entropy_coef);
     /* ln2 = LN2(xmid):  dxmid += LN2'(dln2) */
     fm_layernorm_backward(dx, fm_params_grad(params, layer->ln2_w), fm_params_grad(params, layer->ln2_b), s->dln,
                           c->xmid, c->mean2, c->rstd2, fm_params_data(params, layer->ln2_w), N, D);

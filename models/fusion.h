@@ -12,6 +12,7 @@
 
 #include "models/layout.h"
 #include "models/moe.h"
+#include "models/moe_compete.h"
 #include "src/error.h"
 #include "src/params.h"
 #include "src/rng.h"
@@ -34,7 +35,10 @@ typedef struct {
     float *y;       /* (BT, D) MoE branch after dropout */
     uint8_t *keep2; /* (BT * D) */
     int dropped;    /* 1 when the last forward applied dropout */
-    FmMoeCache *moe; /* created by the owner with fm_moe_cache_create (max tokens B*T) */
+    FmMoeCache *moe; /* created by the owner with fm_moe_cache_create (max tokens B*T), or with
+                      * fm_moe_cache_create_compete for fm_fusion_forward_compete */
+    int competed;               /* 1 when the last forward ran the MoE in competition mode */
+    FmCompeteSettings compete;  /* the settings of that forward, for the backward */
 } FmFusionCache;
 
 /* Scratch shared by all layers' backwards. */
@@ -63,8 +67,18 @@ void fm_fusion_forward(const FmFusionLayer *layer, const FmParams *params, FmFus
                        const float *x_in, const int *token_modality, int B, int T, int training, FmRng *rng,
                        FmMoeAux *aux);
 
+/* A training forward (dropout as fm_fusion_forward) with the layer's MoE in competition mode
+ * (models/moe_compete.h): cache->moe must come from fm_moe_cache_create_compete. caux (may be
+ * NULL) receives the competition losses (unweighted); the cache keeps `settings` for the
+ * backward. */
+void fm_fusion_forward_compete(const FmFusionLayer *layer, const FmParams *params, FmFusionCache *cache,
+                               float *x_out, const float *x_in, const int *token_modality, int B, int T, FmRng *rng,
+                               const FmCompeteSettings *settings, FmCompeteAux *caux);
+
 /* dx holds the gradient of x_out on entry and that of x_in on return. Accumulates params->grad,
- * with balance_coef * aux.balance + entropy_coef * aux.entropy added to the loss. */
+ * with balance_coef * aux.balance + entropy_coef * aux.entropy added to the loss. After
+ * fm_fusion_forward_compete the MoE's part is the competition backward instead, with the
+ * forward's settings' coefficients (balance_coef and entropy_coef are then unused). */
 void fm_fusion_backward(const FmFusionLayer *layer, FmParams *params, FmFusionCache *cache,
                         FmFusionScratch *scratch, float *dx, const float *x_in, int B, int T, float balance_coef,
                         float entropy_coef);

@@ -44,6 +44,12 @@ struct FmModelWorkspace {
     /* the last forward */
     const FmBatch *batch;
     int B, training, have_labels;
+    /* competition (fm_model_set_competition) */
+    int can_compete;                        /* the MoE caches can compete */
+    uint8_t compete_mask[FM_MODEL_MAX_LAYERS]; /* layers that compete in training forwards */
+    FmCompeteSettings compete;
+    FmCompeteAux caux[FM_MODEL_MAX_LAYERS]; /* competition losses of the last forward */
+    uint8_t competed[FM_MODEL_MAX_LAYERS];  /* layers that competed in the last forward */
 };
 
 static FmStatus declare(FmParams *p, const char *name, int ndim, int d0, int d1, int decay, int *id, FmError *err) {
@@ -171,8 +177,8 @@ static void workspace_layout(FmModelWorkspace *ws, FmLayout *l, const FmModel *m
     fm_heads_layout(&ws->hb, l, &model->heads, B);
 }
 
-FmStatus fm_model_workspace_create(FmModelWorkspace **out, const FmModel *model, const FmModelShape *max,
-                                   FmError *err) {
+static FmStatus workspace_create(FmModelWorkspace **out, const FmModel *model, const FmModelShape *max,
+                                 int can_compete, FmError *err) {
     *out = NULL;
     const FmModelConfig *c = &model->cfg;
     if (max->B < 1) return FM_FAIL(err, FM_ERR_ARG, NULL, "workspace for %d stays", max->B);
@@ -184,6 +190,8 @@ FmStatus fm_model_workspace_create(FmModelWorkspace **out, const FmModel *model,
     FmModelWorkspace *ws = fm_calloc(1, sizeof *ws);
     if (!ws) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory creating the workspace");
     ws->max = *max;
+    ws->can_compete = can_compete;
+    ws->compete = fm_compete_settings_default();
     FmLayout l = {NULL, 0};
     workspace_layout(ws, &l, model);
     ws->arena = fm_malloc(l.used + 64);
@@ -197,7 +205,9 @@ FmStatus fm_model_workspace_create(FmModelWorkspace **out, const FmModel *model,
     workspace_layout(ws, &l, model);
     for (int i = 0; i < c->layers; i++) {
         FmMoeConfig mc = model->layer[i].moe.cfg;
-        if ((st = fm_moe_cache_create(&ws->fc[i].moe, &mc, max->B * model->T, err))) goto fail;
+        st = can_compete ? fm_moe_cache_create_compete(&ws->fc[i].moe, &mc, max->B * model->T, err)
+                         : fm_moe_cache_create(&ws->fc[i].moe, &mc, max->B * model->T, err);
+        if (st) goto fail;
     }
     for (int r = 0; r < c->Q; r++) ws->ref_t[r] = (float)r / (float)(c->Q - 1);
     for (int b = 0; b < max->B; b++)
@@ -208,6 +218,31 @@ FmStatus fm_model_workspace_create(FmModelWorkspace **out, const FmModel *model,
 fail:
     fm_model_workspace_free(ws);
     return st;
+}
+
+FmStatus fm_model_workspace_create(FmModelWorkspace **out, const FmModel *model, const FmModelShape *max,
+                                   FmError *err) {
+    return workspace_create(out, model, max, 0, err);
+}
+
+FmStatus fm_model_workspace_create_compete(FmModelWorkspace **out, const FmModel *model, const FmModelShape *max,
+                                           FmError *err) {
+    return workspace_create(out, model, max, 1, err);
+}
+
+FmStatus fm_model_set_competition(FmModelWorkspace *ws, const FmModel *model, const uint8_t *mask,
+                                  const FmCompeteSettings *settings, FmError *err) {
+    const int L = model->cfg.layers;
+    for (int l = 0; mask && l < L; l++)
+        if (mask[l] && !ws->can_compete)
+            return FM_FAIL(err, FM_ERR_ARG, NULL,
+                           "layer %d cannot compete: the workspace was not made by "
+                           "fm_model_workspace_create_compete",
+                           l);
+    memset(ws->compete_mask, 0, sizeof ws->compete_mask);
+    for (int l = 0; mask && l < L; l++) ws->compete_mask[l] = mask[l] != 0;
+    ws->compete = settings ? *settings : fm_compete_settings_default();
+    return FM_OK;
 }
 
 void fm_model_workspace_free(FmModelWorkspace *ws) {
@@ -337,8 +372,16 @@ FmStatus fm_model_forward(const FmModel *model, FmModelWorkspace *ws, const FmBa
     for (int l = 0; l < c->layers; l++) {
         FmRng lr;
         if (training) lr = fm_rng_split(rng, STEP_FUSION + (uint64_t)l);
-        fm_fusion_forward(&model->layer[l], p, &ws->fc[l], ws->x[l + 1], ws->x[l], ws->token_modality, B, T,
-                          training, training ? &lr : NULL, &ws->aux[l]);
+        ws->competed[l] = training && ws->compete_mask[l];
+        if (ws->competed[l]) {
+            ws->aux[l] = (FmMoeAux){0.0f, 0.0f};
+            fm_fusion_forward_compete(&model->layer[l], p, &ws->fc[l], ws->x[l + 1], ws->x[l], ws->token_modality,
+                                      B, T, &lr, &ws->compete, &ws->caux[l]);
+        } else {
+            ws->caux[l] = (FmCompeteAux){0.0f, 0.0f, 0.0f};
+            fm_fusion_forward(&model->layer[l], p, &ws->fc[l], ws->x[l + 1], ws->x[l], ws->token_modality, B, T,
+                              training, training ? &lr : NULL, &ws->aux[l]);
+        }
     }
     fm_layernorm_forward(ws->xf, ws->fmean, ws->frstd, ws->x[c->layers], fm_params_data(p, model->norm_w),
                          fm_params_data(p, model->norm_b), B * T, D);
@@ -353,12 +396,20 @@ FmStatus fm_model_forward(const FmModel *model, FmModelWorkspace *ws, const FmBa
     if (!have_labels) return FM_OK;
     FmTaskLosses tl;
     fm_heads_loss(&model->heads, &ws->hb, batch->label, batch->label_mask, B, &tl);
-    double bal = 0.0, ent = 0.0;
+    double bal = 0.0, ent = 0.0, c_router = 0.0, c_div = 0.0, c_bal = 0.0;
+    int competed = 0;
     for (int l = 0; l < c->layers; l++) {
         bal += ws->aux[l].balance;
         ent += ws->aux[l].entropy;
+        competed += ws->competed[l];
+        c_router += ws->caux[l].router;
+        c_div += ws->caux[l].diversity;
+        c_bal += ws->caux[l].balance;
     }
+    const FmCompeteSettings *cs = &ws->compete;
     double total = tl.total + c->balance_coef * bal + c->entropy_coef * ent;
+    if (competed)
+        total += cs->router_coef * c_router + cs->diversity_coef * c_div + cs->balance_coef * c_bal;
     if (loss) {
         loss->total = total;
         loss->task = tl.total;
@@ -368,6 +419,10 @@ FmStatus fm_model_forward(const FmModel *model, FmModelWorkspace *ws, const FmBa
         }
         loss->balance = bal;
         loss->entropy = ent;
+        loss->competed = competed;
+        loss->compete_router = c_router;
+        loss->compete_diversity = c_div;
+        loss->compete_balance = c_bal;
     }
     if (!isfinite(total)) {
         ws->have_labels = 0;
@@ -426,6 +481,23 @@ void fm_model_backward(FmModel *model, FmModelWorkspace *ws) {
     /* phi_ref = Time2Vec(reference times) */
     fm_time2vec_backward(NULL, fm_params_grad(p, model->t2v_w), fm_params_grad(p, model->t2v_b), ws->dphi_ref, ws->ref_t,
                          fm_params_data(p, model->t2v_w), fm_params_data(p, model->t2v_b), c->Q, c->DT);
+}
+
+FmStatus fm_model_probe_experts(const FmModel *model, FmModelWorkspace *ws, const FmBatch *batch, FmMoeProbe *probe,
+                                FmError *err) {
+    if (!ws->can_compete)
+        return FM_FAIL(err, FM_ERR_ARG, NULL,
+                       "expert probe: the workspace was not made by fm_model_workspace_create_compete");
+    FmStatus st = fm_model_forward(model, ws, batch, 0, NULL, NULL, err);
+    if (st) return st;
+    const int N = ws->B * model->T;
+    /* Each layer's MoE input is its cache's ln2 (N, D); the backward scratch d1 is free after an
+     * evaluation forward and takes the probe's outputs. */
+    for (int l = 0; l < model->cfg.layers; l++)
+        fm_moe_diag_probe(&model->layer[l].moe, &model->params, ws->fc[l].moe, ws->fs.d1, ws->fc[l].ln2,
+                          ws->token_modality, N, &probe[l]);
+    ws->batch = NULL; /* the MoE caches no longer hold the forward */
+    return FM_OK;
 }
 
 const int *fm_model_expert_counts(const FmModelWorkspace *ws, int layer) {

@@ -20,7 +20,10 @@
  * residual MLP and task heads of models/heads.h.
  *
  * Loss = sum_t weight_t task_t + balance_coef * sum_layers balance + entropy_coef *
- * sum_layers entropy, the auxiliary terms from models/moe.h.
+ * sum_layers entropy, the auxiliary terms from models/moe.h. On a training step where some
+ * layers compete (CompeteSMoE, fm_model_set_competition) those layers' MoEs run in competition
+ * mode and contribute router_coef L_R + diversity_coef L_div + balance_coef (competition) from
+ * models/moe_compete.h instead of their balance and entropy terms.
  *
  * Parameter names (all in one FmParams, see the README for the table): "time2vec.w/b",
  * "encoder.<modality>.…", "embedding.type" (M, D), "embedding.missing" (M, D),
@@ -34,6 +37,8 @@
 #include "models/fusion.h"
 #include "models/heads.h"
 #include "models/moe.h"
+#include "models/moe_compete.h"
+#include "models/moe_diagnostics.h"
 #include "preprocessing/batch.h"
 #include "src/error.h"
 #include "src/params.h"
@@ -159,6 +164,11 @@ typedef struct {
     int task_known[FM_MAX_TASKS]; /* known labels per task in the batch */
     double balance;          /* sum over layers of the balance loss (unweighted) */
     double entropy;          /* sum over layers of the entropy regulariser (unweighted) */
+    /* Competition (training forwards with fm_model_set_competition): the number of layers that
+     * competed and the sums over them of their competition losses (unweighted); those layers
+     * add nothing to balance and entropy above. total includes the weighted sums. */
+    int competed;
+    double compete_router, compete_diversity, compete_balance;
 } FmModelLoss;
 
 /* Runs the model on `batch`. training != 0: dropout and routing noise from streams split off
@@ -182,6 +192,30 @@ const float *fm_model_pooled(const FmModelWorkspace *ws);
 /* Accumulates (+=) into model->params.grad the gradient of the last forward's total loss.
  * Needs a forward with labels on this workspace just before. */
 void fm_model_backward(FmModel *model, FmModelWorkspace *ws);
+
+/* A workspace as fm_model_workspace_create's whose MoE caches can also compete
+ * (fm_moe_cache_create_compete: about B T E_r D floats more per layer), for training with
+ * fm_model_set_competition and for fm_model_probe_experts. */
+FmStatus fm_model_workspace_create_compete(FmModelWorkspace **ws, const FmModel *model, const FmModelShape *max,
+                                           FmError *err);
+
+/* Which fusion layers run their MoE in competition mode in the following training forwards on
+ * this workspace (until the next call): mask (model->cfg.layers) with 1 for a competing layer,
+ * or NULL for none; settings (NULL: fm_compete_settings_default) give the losses' coefficients.
+ * Evaluation forwards never compete. A trainer draws the mask per step from a
+ * models/compete_schedule.h schedule. FM_ERR_ARG when a layer is set on a workspace that
+ * cannot compete. */
+FmStatus fm_model_set_competition(FmModelWorkspace *ws, const FmModel *model, const uint8_t *mask,
+                                  const FmCompeteSettings *settings, FmError *err);
+
+/* Collapse diagnostics of every fusion layer's MoE on a probe batch (labels not needed): an
+ * evaluation forward of `batch`, then, per layer, every expert of each token's router on the
+ * tokens that entered that layer's MoE (models/moe_diagnostics.h): probe[l].similarity (mean
+ * pairwise cosine of the experts' outputs) and probe[l].agreement (router top K against
+ * competition top K). Needs a workspace from fm_model_workspace_create_compete; replaces the
+ * last forward (no backward may follow). Errors as fm_model_forward. */
+FmStatus fm_model_probe_experts(const FmModel *model, FmModelWorkspace *ws, const FmBatch *batch, FmMoeProbe *probe,
+                                FmError *err);
 
 /* Tokens routed to each expert by layer `layer` in the last forward, per modality: (M, E),
  * row-major, owned by the workspace. Each row m sums to K times modality m's tokens in the

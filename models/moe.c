@@ -1,5 +1,7 @@
 /* The sparse MoE layer: parameters, cache, dispatch to the experts, the experts, and the combine.
- * Routing lives in models/moe_gate.c, the auxiliary losses in models/moe_balance.c.
+ * Routing lives in models/moe_gate.c, the auxiliary losses in models/moe_balance.c, the
+ * competition mode in models/moe_compete.c (which shares the cache and the expert blocks below
+ * through models/moe_internal.h).
  *
  * Dispatch: after routing, the (token, expert) pairs are sorted by expert (stable in token
  * order), each expert's tokens are gathered into one contiguous block of rows, and each expert
@@ -11,45 +13,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "models/moe_balance.h"
-#include "models/moe_gate.h"
+#include "models/moe_internal.h"
 #include "src/activation.h"
 #include "src/alloc.h"
 #include "src/dropout.h"
 #include "src/gemm.h"
 #include "src/linear.h"
 #include "src/vecmath.h"
-
-struct FmMoeCache {
-    FmMoeConfig cfg;
-    int max_tokens, R, Er;
-    /* the last forward */
-    int T, noisy, dropout_on;
-    float *x;      /* (max_tokens, D) copy of the input */
-    int *modality; /* (max_tokens) */
-    int *router;   /* (max_tokens) */
-    FmMoeRoutes rt;
-    FmMoeRouteGrads rg;
-    FmMoeAuxState as;
-    FmMoeAux aux;
-    /* dispatch: rows of the expert blocks */
-    int *selected; /* (max_tokens, K) global expert ids */
-    int *counts;   /* (M, E) */
-    int *start;    /* (E + 1) first row of each expert's block */
-    int *fill;     /* (E) scratch */
-    int *row_of;   /* (max_tokens * K) row of pair (t, k) */
-    int *pair_of;  /* (max_tokens * K) pair t * K + k of each row */
-    float *xg;     /* (rows, D) gathered inputs */
-    float *hpre;   /* (rows, hidden) fc1 output */
-    float *hact;   /* (rows, hidden) dropout(GELU(hpre)) */
-    uint8_t *keep; /* (rows, hidden) dropout mask (dropout > 0 only) */
-    float *eo;     /* (rows, D) expert outputs */
-    /* backward scratch for one expert block (at most max_tokens rows) */
-    float *d_eo, *d_act, *d_drop, *d_pre, *d_xg;
-    /* injected noise */
-    float *inj_eps; /* (max_tokens, Er) */
-    int inj_T;      /* -1: none */
-};
 
 static FmStatus check_config(const FmMoeConfig *c, FmError *err) {
     if (c->D < 1) return FM_FAIL(err, FM_ERR_CONFIG, "moe.D", "token width must be >= 1, got %d", c->D);
@@ -160,11 +130,15 @@ void fm_moe_init(const FmMoe *moe, FmParams *params, FmRng *rng) {
 
 /* ---- cache ---- */
 
+#define MAX_BUFFERS 64
+
 typedef struct {
     void **ptr;
     size_t count, size;
 } Buffer;
 
+/* Lists the cache's buffers (pointer, count, element size) into b (MAX_BUFFERS) and returns how
+ * many: the one place that knows them, for allocation and for freeing. */
 static int cache_buffers(FmMoeCache *c, Buffer *b) {
     const FmMoeConfig *f = &c->cfg;
     const size_t T = (size_t)c->max_tokens, K = (size_t)f->K, Er = (size_t)c->Er, D = (size_t)f->D;
@@ -215,20 +189,35 @@ static int cache_buffers(FmMoeCache *c, Buffer *b) {
     BUF(c->d_pre, T * H);
     BUF(c->d_xg, T * D);
     BUF(c->inj_eps, TE);
+    if (c->can_compete) {
+        BUF(c->dense_eo, TE * D);
+        BUF(c->resp, TE);
+        BUF(c->target, TE);
+        BUF(c->xr, T * D);
+        BUF(c->perm, T);
+        BUF(c->pos, T);
+        BUF(c->cmp_dw, TK);
+        BUF(c->cmp_ds, TK);
+        BUF(c->cmp_norm, TK);
+        BUF(c->cmp_cos, TK * K);
+        BUF(c->cmp_dp, TE);
+    }
 #undef BUF
+    FM_ASSERT(n <= MAX_BUFFERS);
     return n;
 }
 
 void fm_moe_cache_free(FmMoeCache *cache) {
     if (!cache) return;
-    Buffer b[64];
+    Buffer b[MAX_BUFFERS];
     int n = cache_buffers(cache, b);
     for (int i = 0; i < n; i++)
         fm_free(*b[i].ptr);
     fm_free(cache);
 }
 
-FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens, FmError *err) {
+static FmStatus cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens, int can_compete,
+                             FmError *err) {
     *cache = NULL;
     FmStatus st = check_config(cfg, err);
     if (st != FM_OK) return st;
@@ -241,9 +230,9 @@ FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max
     c->R = n_routers(cfg);
     c->Er = experts_per_router(cfg);
     c->inj_T = -1;
-    Buffer b[64];
+    c->can_compete = can_compete;
+    Buffer b[MAX_BUFFERS];
     const int n = cache_buffers(c, b);
-    FM_ASSERT(n <= (int)(sizeof b / sizeof *b));
     for (int i = 0; i < n; i++) {
         *b[i].ptr = fm_malloc_array(b[i].count, b[i].size);
         if (!*b[i].ptr) {
@@ -260,6 +249,19 @@ FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max
         c->rt.base[r] = cfg->router == FM_ROUTER_DISJOINT ? r * c->Er : 0;
     *cache = c;
     return FM_OK;
+}
+
+FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens, FmError *err) {
+    return cache_create(cache, cfg, max_tokens, 0, err);
+}
+
+FmStatus fm_moe_cache_create_compete(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens,
+                                     FmError *err) {
+    return cache_create(cache, cfg, max_tokens, 1, err);
+}
+
+int fm_moe_cache_can_compete(const FmMoeCache *cache) {
+    return cache->can_compete;
 }
 
 void fm_moe_inject_noise(FmMoeCache *cache, const float *eps, int T) {
@@ -292,12 +294,12 @@ void fm_moe_routing(const FmMoeCache *cache, FmMoeRouting *v) {
     v->modality_probs = c->as.mod_prob;
     v->counts = c->counts;
     v->noisy = c->noisy;
+    v->competition = c->competed;
 }
 
 /* ---- forward ---- */
 
-/* Routers' tensors as arrays indexed by router. */
-static void router_tensors(const FmMoe *moe, const FmParams *params, int grad, float **w, float **wn) {
+void fm_moe_router_tensors(const FmMoe *moe, const FmParams *params, int grad, float **w, float **wn) {
     for (int r = 0; r < moe->n_routers; r++) {
         w[r] = grad ? fm_params_grad(params, moe->router_w[r]) : fm_params_data(params, moe->router_w[r]);
         wn[r] = moe->noise_w[r] < 0 ? NULL
@@ -306,10 +308,32 @@ static void router_tensors(const FmMoe *moe, const FmParams *params, int grad, f
     }
 }
 
+void fm_moe_stage_input(const FmMoe *moe, FmMoeCache *c, float *out, const float *inp,
+                        const int *token_modality, int T) {
+    const FmMoeConfig *f = &moe->cfg;
+    const int D = f->D, M = f->M;
+    FM_ASSERT(T >= 0 && T <= c->max_tokens);
+    FM_ASSERT(f->E == c->cfg.E && f->K == c->cfg.K && f->D == c->cfg.D && f->hidden == c->cfg.hidden &&
+              f->router == c->cfg.router && f->M == c->cfg.M);
+    FM_ASSERT(T == 0 || out + (size_t)T * D <= inp || inp + (size_t)T * D <= out);
+    c->T = T;
+    c->rt.T = T;
+    memcpy(c->x, inp, (size_t)T * D * sizeof *inp);
+    for (int t = 0; t < T; t++) {
+        const int m = token_modality ? token_modality[t] : 0;
+        FM_ASSERT(m >= 0 && m < M);
+        c->modality[t] = m;
+        c->router[t] = f->router == FM_ROUTER_JOINT ? 0 : m;
+    }
+}
+
 /* Groups the (token, slot) pairs by expert, in token order within each expert, and gathers the
  * inputs into the expert blocks. */
-static void dispatch(FmMoeCache *c) {
-    const int T = c->T, K = c->cfg.K, E = c->cfg.E, D = c->cfg.D;
+void fm_moe_dispatch(FmMoeCache *c) {
+    const int T = c->T, K = c->cfg.K, E = c->cfg.E, D = c->cfg.D, M = c->cfg.M;
+    memset(c->counts, 0, (size_t)M * E * sizeof *c->counts);
+    for (int i = 0; i < T * K; i++)
+        c->counts[(size_t)c->modality[i / K] * E + c->selected[i]]++;
     memset(c->fill, 0, (size_t)E * sizeof *c->fill);
     for (int i = 0; i < T * K; i++)
         c->fill[c->selected[i]]++;
@@ -327,27 +351,37 @@ static void dispatch(FmMoeCache *c) {
     }
 }
 
+void fm_moe_expert_forward(const FmMoe *moe, const FmParams *params, int e, const float *x, int n,
+                           const int *tokens, int token_div, float *hpre, float *hact, uint8_t *keep,
+                           float *eo, const FmRng *drop_rng) {
+    const FmMoeConfig *f = &moe->cfg;
+    const int D = f->D, H = f->hidden, E = f->E;
+    const float *W1 = fm_params_data(params, moe->fc1_w), *B1 = fm_params_data(params, moe->fc1_b);
+    const float *W2 = fm_params_data(params, moe->fc2_w), *B2 = fm_params_data(params, moe->fc2_b);
+    /* h = x W1^T + b1, a = dropout(GELU(h)), o = a W2^T + b2 */
+    fm_linear_forward(hpre, x, W1 + (size_t)e * H * D, B1 + (size_t)e * H, n, D, H);
+    fm_gelu_forward(hact, hpre, (size_t)n * H);
+    if (drop_rng) {
+        for (int i = 0; i < n; i++) {
+            const int t = tokens[i] / token_div;
+            FmRng dr = fm_rng_split(drop_rng, (uint64_t)t * (uint64_t)E + (uint64_t)e);
+            fm_dropout_forward(hact + (size_t)i * H, keep + (size_t)i * H, hact + (size_t)i * H, (size_t)H,
+                               f->dropout, &dr);
+        }
+    }
+    if (eo) fm_linear_forward(eo, hact, W2 + (size_t)e * D * H, B2 + (size_t)e * D, n, H, D);
+}
+
 void fm_moe_forward(const FmMoe *moe, const FmParams *params, FmMoeCache *cache, float *out, const float *inp,
                     const int *token_modality, int T, int training, FmRng *rng, FmMoeAux *aux) {
     FmMoeCache *c = cache;
     const FmMoeConfig *f = &moe->cfg;
     const int D = f->D, H = f->hidden, K = f->K, E = f->E, M = f->M, Er = c->Er;
-    FM_ASSERT(T >= 0 && T <= c->max_tokens);
-    FM_ASSERT(f->E == c->cfg.E && f->K == c->cfg.K && f->D == c->cfg.D && f->hidden == c->cfg.hidden &&
-              f->router == c->cfg.router && f->M == c->cfg.M);
-    FM_ASSERT(T == 0 || out + (size_t)T * D <= inp || inp + (size_t)T * D <= out);
-    c->T = T;
-    c->rt.T = T;
+    fm_moe_stage_input(moe, c, out, inp, token_modality, T);
+    c->competed = 0;
     c->noisy = training && f->noisy;
     c->dropout_on = training && f->dropout > 0.0f;
     FM_ASSERT(c->dropout_on ? c->keep != NULL : 1);
-    memcpy(c->x, inp, (size_t)T * D * sizeof *inp);
-    for (int t = 0; t < T; t++) {
-        const int m = token_modality ? token_modality[t] : 0;
-        FM_ASSERT(m >= 0 && m < M);
-        c->modality[t] = m;
-        c->router[t] = f->router == FM_ROUTER_JOINT ? 0 : m;
-    }
 
     /* Randomness: one draw from the caller's stream, then one child stream per token (noise)
      * and per (token, expert) (dropout). */
@@ -374,42 +408,28 @@ void fm_moe_forward(const FmMoe *moe, const FmParams *params, FmMoeCache *cache,
 
     /* Routing and the auxiliary losses. */
     float *w[FM_MOE_MAX_MODALITIES], *wn[FM_MOE_MAX_MODALITIES];
-    router_tensors(moe, params, 0, w, wn);
+    fm_moe_router_tensors(moe, params, 0, w, wn);
     fm_moe_gate_forward(&c->rt, c->x, (const float *const *)w, (const float *const *)wn, D, f->gate, c->noisy,
                         c->rg.coef);
     c->aux.balance = (float)fm_moe_balance_forward(&c->as, &c->rt, c->noisy);
     c->aux.entropy = (float)fm_moe_entropy_forward(&c->as, &c->rt, c->modality, M, E);
     if (aux) *aux = c->aux;
 
-    memset(c->counts, 0, (size_t)M * E * sizeof *c->counts);
     for (int t = 0; t < T; t++) {
         const int base = c->rt.base[c->router[t]];
-        for (int k = 0; k < K; k++) {
-            const int e = base + c->rt.sel[(size_t)t * K + k];
-            c->selected[(size_t)t * K + k] = e;
-            c->counts[(size_t)c->modality[t] * E + e]++;
-        }
+        for (int k = 0; k < K; k++)
+            c->selected[(size_t)t * K + k] = base + c->rt.sel[(size_t)t * K + k];
     }
-    dispatch(c);
+    fm_moe_dispatch(c);
 
-    /* The experts, one block of rows each: h = x W1^T + b1, a = dropout(GELU(h)), o = a W2^T + b2. */
-    const float *W1 = fm_params_data(params, moe->fc1_w), *B1 = fm_params_data(params, moe->fc1_b);
-    const float *W2 = fm_params_data(params, moe->fc2_w), *B2 = fm_params_data(params, moe->fc2_b);
+    /* The experts, one block of rows each. */
     for (int e = 0; e < E; e++) {
         const int r0 = c->start[e], n = c->start[e + 1] - r0;
         if (n == 0) continue;
-        float *hpre = c->hpre + (size_t)r0 * H, *hact = c->hact + (size_t)r0 * H;
-        fm_linear_forward(hpre, c->xg + (size_t)r0 * D, W1 + (size_t)e * H * D, B1 + (size_t)e * H, n, D, H);
-        fm_gelu_forward(hact, hpre, (size_t)n * H);
-        if (c->dropout_on) {
-            for (int i = 0; i < n; i++) {
-                const int t = c->pair_of[r0 + i] / K;
-                FmRng dr = fm_rng_split(&drop_rng, (uint64_t)t * (uint64_t)E + (uint64_t)e);
-                fm_dropout_forward(hact + (size_t)i * H, c->keep + (size_t)(r0 + i) * H, hact + (size_t)i * H,
-                                   (size_t)H, f->dropout, &dr);
-            }
-        }
-        fm_linear_forward(c->eo + (size_t)r0 * D, hact, W2 + (size_t)e * D * H, B2 + (size_t)e * D, n, H, D);
+        fm_moe_expert_forward(moe, params, e, c->xg + (size_t)r0 * D, n, c->pair_of + r0, K,
+                              c->hpre + (size_t)r0 * H, c->hact + (size_t)r0 * H,
+                              c->dropout_on ? c->keep + (size_t)r0 * H : NULL, c->eo + (size_t)r0 * D,
+                              c->dropout_on ? &drop_rng : NULL);
     }
 
     /* Combine: y_t = sum_k g_{t,k} o_{row(t,k)} */
@@ -428,25 +448,63 @@ void fm_moe_forward(const FmMoe *moe, const FmParams *params, FmMoeCache *cache,
 
 /* ---- backward ---- */
 
+void fm_moe_expert_backward(const FmMoe *moe, FmParams *params, FmMoeCache *c, int e, const float *d_eo,
+                            float *dinp) {
+    const FmMoeConfig *f = &moe->cfg;
+    const int D = f->D, H = f->hidden, K = f->K;
+    const int r0 = c->start[e], n = c->start[e + 1] - r0;
+    if (n == 0) return;
+    const size_t nH = (size_t)n * H;
+    const float *W1 = fm_params_data(params, moe->fc1_w), *W2 = fm_params_data(params, moe->fc2_w);
+    float *dW1 = fm_params_grad(params, moe->fc1_w), *dB1 = fm_params_grad(params, moe->fc1_b);
+    float *dW2 = fm_params_grad(params, moe->fc2_w), *dB2 = fm_params_grad(params, moe->fc2_b);
+    /* o = a W2^T + b2:  da = do W2 (written, not accumulated: no zeroing pass), dW2 += do^T a,
+     * db2 += sum do */
+    fm_gemm(FM_NO_TRANS, FM_NO_TRANS, n, H, D, 1.0f, d_eo, D, W2 + (size_t)e * D * H, H, 0.0f, c->d_act, H);
+    fm_linear_backward(NULL, dW2 + (size_t)e * D * H, dB2 + (size_t)e * D, d_eo, c->hact + (size_t)r0 * H,
+                       W2 + (size_t)e * D * H, n, H, D);
+    /* a = dropout(GELU(h)) */
+    const float *dgelu = c->d_act;
+    if (c->dropout_on) {
+        memset(c->d_drop, 0, nH * sizeof *c->d_drop);
+        fm_dropout_backward(c->d_drop, c->d_act, c->keep + (size_t)r0 * H, nH, f->dropout);
+        dgelu = c->d_drop;
+    }
+    memset(c->d_pre, 0, nH * sizeof *c->d_pre);
+    fm_gelu_backward(c->d_pre, dgelu, c->hpre + (size_t)r0 * H, nH);
+    /* h = x W1^T + b1:  dx = dh W1 (scattered back to the tokens below), dW1 += dh^T x,
+     * db1 += sum dh */
+    if (dinp)
+        fm_gemm(FM_NO_TRANS, FM_NO_TRANS, n, D, H, 1.0f, c->d_pre, H, W1 + (size_t)e * H * D, D, 0.0f,
+                c->d_xg, D);
+    fm_linear_backward(NULL, dW1 + (size_t)e * H * D, dB1 + (size_t)e * H, c->d_pre, c->xg + (size_t)r0 * D,
+                       W1 + (size_t)e * H * D, n, D, H);
+    if (dinp) {
+        for (int i = 0; i < n; i++) {
+            float *dx = dinp + (size_t)(c->pair_of[r0 + i] / K) * D;
+            const float *s = c->d_xg + (size_t)i * D;
+            for (int d = 0; d < D; d++)
+                dx[d] += s[d];
+        }
+    }
+}
+
 void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, float *dinp, const float *dout,
                      float balance_coef, float entropy_coef) {
     FmMoeCache *c = cache;
     const FmMoeConfig *f = &moe->cfg;
-    const int T = c->T, D = f->D, H = f->hidden, K = f->K, E = f->E, Er = c->Er;
+    const int T = c->T, D = f->D, K = f->K, E = f->E, Er = c->Er;
     const size_t TK = (size_t)T * K, TE = (size_t)T * Er;
+    FM_ASSERT(!c->competed); /* a competition forward has its own backward (models/moe_compete.h) */
     memset(c->rg.dgate, 0, TK * sizeof *c->rg.dgate);
     memset(c->rg.dnoisy, 0, TE * sizeof *c->rg.dnoisy);
     memset(c->rg.dlogit, 0, TE * sizeof *c->rg.dlogit);
     memset(c->rg.dstd, 0, TE * sizeof *c->rg.dstd);
 
     /* The experts, block by block. */
-    const float *W1 = fm_params_data(params, moe->fc1_w), *W2 = fm_params_data(params, moe->fc2_w);
-    float *dW1 = fm_params_grad(params, moe->fc1_w), *dB1 = fm_params_grad(params, moe->fc1_b);
-    float *dW2 = fm_params_grad(params, moe->fc2_w), *dB2 = fm_params_grad(params, moe->fc2_b);
     for (int e = 0; e < E; e++) {
         const int r0 = c->start[e], n = c->start[e + 1] - r0;
         if (n == 0) continue;
-        const size_t nH = (size_t)n * H;
         /* y_t += g o:  do = g dy,  dg = dy . o */
         for (int i = 0; i < n; i++) {
             const int pair = c->pair_of[r0 + i];
@@ -457,36 +515,7 @@ void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, floa
                 deo[d] = g * dy[d];
             c->rg.dgate[pair] += fm_vec_dot(dy, o, (size_t)D);
         }
-        /* o = a W2^T + b2:  da = do W2 (written, not accumulated: no zeroing pass), dW2 += do^T a,
-         * db2 += sum do */
-        fm_gemm(FM_NO_TRANS, FM_NO_TRANS, n, H, D, 1.0f, c->d_eo, D, W2 + (size_t)e * D * H, H, 0.0f,
-                c->d_act, H);
-        fm_linear_backward(NULL, dW2 + (size_t)e * D * H, dB2 + (size_t)e * D, c->d_eo,
-                           c->hact + (size_t)r0 * H, W2 + (size_t)e * D * H, n, H, D);
-        /* a = dropout(GELU(h)) */
-        const float *dgelu = c->d_act;
-        if (c->dropout_on) {
-            memset(c->d_drop, 0, nH * sizeof *c->d_drop);
-            fm_dropout_backward(c->d_drop, c->d_act, c->keep + (size_t)r0 * H, nH, f->dropout);
-            dgelu = c->d_drop;
-        }
-        memset(c->d_pre, 0, nH * sizeof *c->d_pre);
-        fm_gelu_backward(c->d_pre, dgelu, c->hpre + (size_t)r0 * H, nH);
-        /* h = x W1^T + b1:  dx = dh W1 (scattered back to the tokens below), dW1 += dh^T x,
-         * db1 += sum dh */
-        if (dinp)
-            fm_gemm(FM_NO_TRANS, FM_NO_TRANS, n, D, H, 1.0f, c->d_pre, H, W1 + (size_t)e * H * D, D, 0.0f,
-                    c->d_xg, D);
-        fm_linear_backward(NULL, dW1 + (size_t)e * H * D, dB1 + (size_t)e * H, c->d_pre,
-                           c->xg + (size_t)r0 * D, W1 + (size_t)e * H * D, n, D, H);
-        if (dinp) {
-            for (int i = 0; i < n; i++) {
-                float *dx = dinp + (size_t)(c->pair_of[r0 + i] / K) * D;
-                const float *s = c->d_xg + (size_t)i * D;
-                for (int d = 0; d < D; d++)
-                    dx[d] += s[d];
-            }
-        }
+        fm_moe_expert_backward(moe, params, c, e, c->d_eo, dinp);
     }
 
     /* The auxiliary losses, then the routing. */
@@ -495,8 +524,8 @@ void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, floa
         fm_moe_entropy_backward(&c->as, &c->rt, &c->rg, c->modality, f->M, E, entropy_coef);
     float *w[FM_MOE_MAX_MODALITIES], *wn[FM_MOE_MAX_MODALITIES];
     float *dw[FM_MOE_MAX_MODALITIES], *dwn[FM_MOE_MAX_MODALITIES];
-    router_tensors(moe, params, 0, w, wn);
-    router_tensors(moe, params, 1, dw, dwn);
+    fm_moe_router_tensors(moe, params, 0, w, wn);
+    fm_moe_router_tensors(moe, params, 1, dw, dwn);
     fm_moe_gate_backward(&c->rt, &c->rg, dinp, dw, dwn, c->x, (const float *const *)w,
                          (const float *const *)wn, D, f->gate, c->noisy);
 }

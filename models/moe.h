@@ -88,6 +88,18 @@ void fm_moe_init(const FmMoe *moe, FmParams *params, FmRng *rng);
 typedef struct FmMoeCache FmMoeCache;
 FmStatus fm_moe_cache_create(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens,
                              FmError *err);
+/* The same cache, able in addition to run the layer's competition mode (models/moe_compete.h).
+ * On top of fm_moe_cache_create's buffers it holds every expert's output on every token
+ * (max_tokens * E_r * D floats, E_r = experts per router: E for joint and per-modality routers,
+ * E / M for disjoint ones), the inputs again in router order (max_tokens * D), and
+ * max_tokens * (3 E_r + K (K + 3) + 2) words of responses, targets, token order and backward
+ * scratch: at the default size (D = 128, E = 16, K = 4, 4608 tokens) 41.5 MB more. A cache made by
+ * fm_moe_cache_create cannot compete, so normal training does not pay for it. Failures as
+ * fm_moe_cache_create. */
+FmStatus fm_moe_cache_create_compete(FmMoeCache **cache, const FmMoeConfig *cfg, int max_tokens,
+                                     FmError *err);
+/* 1 when the cache was made by fm_moe_cache_create_compete. */
+int fm_moe_cache_can_compete(const FmMoeCache *cache);
 /* NULL is accepted. */
 void fm_moe_cache_free(FmMoeCache *cache);
 
@@ -110,7 +122,8 @@ void fm_moe_forward(const FmMoe *moe, const FmParams *params, FmMoeCache *cache,
  *   sum(dout * out) + balance_coef * aux.balance + entropy_coef * aux.entropy
  * for the last forward on this cache. dinp may be NULL (no input gradient). Gradients reach the
  * experts, the gates, the clean logits (centres/weights and inputs), the noise scales (noise
- * weights and inputs) and, through the load estimator, the threshold logits. */
+ * weights and inputs) and, through the load estimator, the threshold logits. The last forward
+ * must have been fm_moe_forward (after a competition forward use fm_moe_compete_backward). */
 void fm_moe_backward(const FmMoe *moe, FmParams *params, FmMoeCache *cache, float *dinp,
                      const float *dout, float balance_coef, float entropy_coef);
 
@@ -135,6 +148,10 @@ typedef struct {
                                    * (0 rows for modalities absent from the batch) */
     const int *counts;            /* (M, E) as fm_moe_expert_counts */
     int noisy;                    /* 1: the last forward used routing noise */
+    int competition;              /* 1: the last forward was a competition forward
+                                   * (models/moe_compete.h): selected, gates, importance, load
+                                   * and counts then describe the competition's winners and
+                                   * weights, logits and probs the router's clean logits */
 } FmMoeRouting;
 void fm_moe_routing(const FmMoeCache *cache, FmMoeRouting *view);
 
