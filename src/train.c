@@ -32,11 +32,11 @@
 #include "src/train_folder.h"
 #include "src/train_model_file.h"
 #include "src/train_spec.h"
+#include "src/train_study.h"
 
 /* Random streams split off the root generator of train.seed (ASCII tags, so no stream is
  * shared with another use of the same seed). */
 #define STREAM_INIT 0x494e4954u    /* "INIT": the model's initial parameters */
-#define STREAM_SUBSET 0x53554253u  /* "SUBS": the train.train_fraction draw */
 #define STREAM_ORDER 0x4f524452u   /* "ORDR": the order of epoch e (sub-stream e) */
 #define STREAM_FORWARD 0x46574444u /* "FWDD": batch j of epoch e (sub-streams e, then j) */
 
@@ -56,12 +56,7 @@ typedef struct {
     const FmTrainOptions *opt;
     const FmConfig *cfg;
     char path[8][FM_PATH_MAX]; /* run folder files, by the PATH_* index */
-    const char *cohort_path;
-    FmCohort cohort;
-    FmTrainSpec spec;
-    int split;
-    int64_t *train_all, *train, *val, *test; /* stays of the parts (train: the subset used) */
-    int64_t n_train_all, n_train, n_val, n_test;
+    FmStudyData d; /* cohort, spec, split and the stays of its parts */
     size_t *perm;     /* (n_train) epoch order */
     int64_t *batch_idx; /* (batch_size) */
     FmModel *model;
@@ -104,11 +99,7 @@ static int file_exists(const char *path) {
 }
 
 static void run_free(Run *r) {
-    fm_cohort_free(&r->cohort);
-    fm_free(r->train_all);
-    if (r->train != r->train_all) fm_free(r->train);
-    fm_free(r->val);
-    fm_free(r->test);
+    fm_study_data_close(&r->d);
     fm_free(r->perm);
     fm_free(r->batch_idx);
     fm_model_workspace_free(r->ws);
@@ -130,56 +121,10 @@ static void notify(Run *r, FmTrainEvent *ev) {
 
 /* ---- set-up ---- */
 
-/* The stratified, seeded train.train_fraction of the training stays, in cohort order. */
-static FmStatus draw_subset(Run *r, double fraction, FmError *err) {
-    r->train = r->train_all;
-    r->n_train = r->n_train_all;
-    if (fraction >= 1.0) return FM_OK;
-    const int64_t n = r->n_train_all;
-    int64_t *out = fm_malloc_array(n ? (size_t)n : 1, sizeof *out);
-    size_t *pos = fm_malloc_array(n ? (size_t)n : 1, sizeof *pos);
-    uint8_t *keep = fm_calloc(n ? (size_t)n : 1, 1);
-    if (!out || !pos || !keep) {
-        fm_free(out);
-        fm_free(pos);
-        fm_free(keep);
-        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory drawing the training subset");
-    }
-    FmRng base = fm_rng_split(&r->root, STREAM_SUBSET);
-    int col = fm_train_spec_strata_label(&r->spec);
-    for (int stratum = 0; stratum < 3; stratum++) { /* label 0, label 1, unknown (or all) */
-        size_t k = 0;
-        for (int64_t i = 0; i < n; i++) {
-            float y;
-            int known = col >= 0 && fm_train_spec_label(&r->spec, &r->cohort, r->train_all[i], col, &y);
-            int s = known ? (y > 0.5f) : 2;
-            if (s == stratum) pos[k++] = (size_t)i;
-        }
-        if (k == 0) continue;
-        FmRng rng = fm_rng_split(&base, (uint64_t)stratum);
-        fm_rng_shuffle(&rng, pos, k);
-        size_t take = (size_t)llround(fraction * (double)k);
-        if (take < 1) take = 1;
-        for (size_t i = 0; i < take; i++) keep[pos[i]] = 1;
-    }
-    int64_t m = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (keep[i]) out[m++] = r->train_all[i];
-    fm_free(pos);
-    fm_free(keep);
-    r->train = out;
-    r->n_train = m;
-    return FM_OK;
-}
-
 static FmStatus setup(Run *r, FmError *err) {
     const FmConfig *cfg = r->cfg;
     FmStatus st = fm_config_check(cfg, err);
     if (st != FM_OK) return st;
-    r->cohort_path = fm_config_string(cfg, "data.cohort");
-    if (!r->cohort_path[0])
-        return FM_FAIL(err, FM_ERR_CONFIG, fm_config_where(cfg, "data.cohort"),
-                       "[data] cohort: no cohort file given (set it, or pass --cohort)");
     /* The run folder */
     const char *dir = r->opt->out_dir;
     static const char *const NAMES[] = {FM_TRAIN_CONFIG_FILE,  FM_TRAIN_EPOCHS_FILE,  FM_TRAIN_MODEL_FILE,
@@ -192,28 +137,9 @@ static FmStatus setup(Run *r, FmError *err) {
         (file_exists(r->path[PATH_CHECKPOINT]) || file_exists(r->path[PATH_MODEL]) || file_exists(r->path[PATH_METRICS])))
         return FM_FAIL(err, FM_ERR_ARG, dir,
                        "the folder holds a run already; pass --resume to continue it, or choose another --out");
-    /* The cohort, the split, the model's view of it */
-    if ((st = fm_cohort_load(r->cohort_path, &r->cohort, err)) != FM_OK) return st;
-    r->split = (int)fm_config_int(cfg, "data.split");
-    if (r->split >= r->cohort.n_splits) {
-        const char *where = fm_config_where(cfg, "data.split");
-        return FM_FAIL(err, FM_ERR_CONFIG, strcmp(where, "default") == 0 ? "" : where,
-                       "[data] split: %d, but the cohort %s has %d split%s (0 to %d)", r->split, r->cohort_path,
-                       r->cohort.n_splits, r->cohort.n_splits == 1 ? "" : "s", r->cohort.n_splits - 1);
-    }
-    if ((st = fm_train_spec_from_config(cfg, &r->cohort, r->cohort_path, &r->spec, err)) != FM_OK) return st;
-    if ((st = fm_cohort_split_stays(&r->cohort, r->split, FM_PART_TRAIN, &r->train_all, &r->n_train_all, err)) ||
-        (st = fm_cohort_split_stays(&r->cohort, r->split, FM_PART_VAL, &r->val, &r->n_val, err)) ||
-        (st = fm_cohort_split_stays(&r->cohort, r->split, FM_PART_TEST, &r->test, &r->n_test, err)))
-        return st;
-    if (r->n_train_all == 0 || r->n_val == 0)
-        return FM_FAIL(err, FM_ERR_ARG, r->cohort_path, "split %d (%s) has %lld training and %lld validation stays; "
-                       "training needs both", r->split, r->cohort.split[r->split].name, (long long)r->n_train_all,
-                       (long long)r->n_val);
+    /* The cohort, the split, the model's view of it, the training subset */
     fm_rng_seed(&r->root, (uint64_t)fm_config_int(cfg, "train.seed"));
-    if ((st = draw_subset(r, fm_config_float(cfg, "train.train_fraction"), err)) != FM_OK) return st;
-    if (fm_config_enum(cfg, "train.class_weighting") == 1)
-        fm_train_spec_class_weights(&r->spec, &r->cohort, r->train, r->n_train);
+    if ((st = fm_study_data_open(&r->d, cfg, &r->root, err)) != FM_OK) return st;
 
     /* Schedule */
     r->B = (int)fm_config_int(cfg, "train.batch_size");
@@ -221,7 +147,7 @@ static FmStatus setup(Run *r, FmError *err) {
     r->epochs = (int)fm_config_int(cfg, "train.epochs");
     r->patience = (int)fm_config_int(cfg, "train.patience");
     r->checkpoint_every = fm_config_int(cfg, "train.checkpoint_every");
-    r->batches_per_epoch = (long)((r->n_train + r->B - 1) / r->B);
+    r->batches_per_epoch = (long)((r->d.n_train + r->B - 1) / r->B);
     r->steps_per_epoch = (r->batches_per_epoch + r->accumulation - 1) / r->accumulation;
     r->total_steps = r->steps_per_epoch * r->epochs;
     long warm = (long)floor(fm_config_float(cfg, "train.warmup_fraction") * (double)r->total_steps);
@@ -239,12 +165,12 @@ static FmStatus setup(Run *r, FmError *err) {
     fm_blas_set_threads((int)fm_config_int(cfg, "train.threads"));
 
     /* The model and every buffer, sized once */
-    if ((st = fm_model_create(&r->model, &r->spec.model, 1, err)) != FM_OK) return st;
+    if ((st = fm_model_create(&r->model, &r->d.spec.model, 1, err)) != FM_OK) return st;
     FmRng init = fm_rng_split(&r->root, STREAM_INIT);
     fm_model_init(r->model, fm_rng_u64(&init));
     int cap = r->B;
     FmModelShape shape;
-    fm_train_batch_shape(&r->cohort, &r->spec, cap, &shape);
+    fm_train_batch_shape(&r->d.cohort, &r->d.spec, cap, &shape);
     r->compete = fm_config_bool(cfg, "competition.enabled");
     if (r->compete) {
         /* The schedule draws from its own stream of train.seed, step by step. */
@@ -260,25 +186,25 @@ static FmStatus setup(Run *r, FmError *err) {
     }
     if ((st = (r->compete ? fm_model_workspace_create_compete : fm_model_workspace_create)(&r->ws, r->model, &shape,
                                                                                           err)) ||
-        (st = fm_train_batch_alloc(&r->tb, &r->cohort, &r->spec, cap, err)) ||
-        (st = fm_evaluate_predictions_alloc(&r->val_pred, r->n_val, r->spec.n_labels, err)) ||
-        (st = fm_evaluate_predictions_alloc(&r->test_pred, r->n_test, r->spec.n_labels, err)) ||
+        (st = fm_train_batch_alloc(&r->tb, &r->d.cohort, &r->d.spec, cap, err)) ||
+        (st = fm_evaluate_predictions_alloc(&r->val_pred, r->d.n_val, r->d.spec.n_labels, err)) ||
+        (st = fm_evaluate_predictions_alloc(&r->test_pred, r->d.n_test, r->d.spec.n_labels, err)) ||
         (st = fm_evaluate_usage_create(&r->usage, r->model, err)))
         return st;
-    r->perm = fm_malloc_array((size_t)r->n_train, sizeof *r->perm);
+    r->perm = fm_malloc_array((size_t)r->d.n_train, sizeof *r->perm);
     r->batch_idx = fm_malloc_array((size_t)r->B, sizeof *r->batch_idx);
     if (!r->perm || !r->batch_idx) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the epoch order");
     if ((st = fm_config_to_ini(cfg, &r->config_text, err)) != FM_OK) return st;
 
     /* What the model file records besides the model */
-    r->info.n_labels = r->spec.n_labels;
-    for (int j = 0; j < r->spec.n_labels; j++) {
-        memcpy(r->info.label_name[j], r->spec.label[j].name, FM_TRAIN_LABEL_NAME_MAX); /* same size */
+    r->info.n_labels = r->d.spec.n_labels;
+    for (int j = 0; j < r->d.spec.n_labels; j++) {
+        memcpy(r->info.label_name[j], r->d.spec.label[j].name, FM_TRAIN_LABEL_NAME_MAX); /* same size */
         r->info.threshold[j] = NAN;
     }
     fm_train_info_bind(&r->info);
-    r->info.los_log_offset_days = r->cohort.settings.los_log_offset_days;
-    r->info.split = r->split;
+    r->info.los_log_offset_days = r->d.cohort.settings.los_log_offset_days;
+    r->info.split = r->d.split;
     r->info.seed = fm_config_int(cfg, "train.seed");
     if (!(r->info.config_text = fm_strdup(r->config_text))) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     r->best_metric = NAN;
@@ -420,8 +346,8 @@ static FmStatus load_checkpoint(Run *r, FmError *err) {
 static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
     FmRng order = fm_rng_split(&r->root, STREAM_ORDER), fwd_base = fm_rng_split(&r->root, STREAM_FORWARD);
     FmRng order_e = fm_rng_split(&order, (uint64_t)e), fwd_e = fm_rng_split(&fwd_base, (uint64_t)e);
-    for (int64_t i = 0; i < r->n_train; i++) r->perm[i] = (size_t)i;
-    fm_rng_shuffle(&order_e, r->perm, (size_t)r->n_train);
+    for (int64_t i = 0; i < r->d.n_train; i++) r->perm[i] = (size_t)i;
+    fm_rng_shuffle(&order_e, r->perm, (size_t)r->d.n_train);
     FmParams *p = &r->model->params;
     const FmModelConfig *mc = &r->model->cfg;
     for (long s = first; s < r->steps_per_epoch; s++) {
@@ -439,9 +365,9 @@ static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
         if (j1 > r->batches_per_epoch) j1 = r->batches_per_epoch;
         for (long j = j0; j < j1; j++) {
             int64_t start = (int64_t)j * r->B;
-            int n = (int)(r->n_train - start < r->B ? r->n_train - start : r->B);
-            for (int k = 0; k < n; k++) r->batch_idx[k] = r->train[r->perm[start + k]];
-            FmStatus st = fm_train_batch_make(&r->tb, &r->cohort, &r->spec, r->split, r->batch_idx, n, err);
+            int n = (int)(r->d.n_train - start < r->B ? r->d.n_train - start : r->B);
+            for (int k = 0; k < n; k++) r->batch_idx[k] = r->d.train[r->perm[start + k]];
+            FmStatus st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->batch_idx, n, err);
             if (st != FM_OK) return st;
             FmRng rng = fm_rng_split(&fwd_e, (uint64_t)j);
             FmModelLoss loss;
@@ -517,7 +443,7 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
     FmEvaluateLoss vloss;
     fm_evaluate_usage_clear(&r->usage);
     FmEvaluateOptions eo = {.usage = &r->usage, .loss = &vloss};
-    FmStatus st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->cohort, &r->spec, r->split, r->val, r->n_val, &eo,
+    FmStatus st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val, r->d.n_val, &eo,
                                       &r->val_pred, err);
     if (st == FM_OK) st = fm_evaluate_summarise(mc, &r->val_pred, rec->val, err);
     if (st != FM_OK) return st;
@@ -531,8 +457,8 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
         rec->compete_balance = nb > 0 ? r->sums.compete_balance / nb : NAN;
         /* Collapse diagnostics on the first validation batch (after the usage counts above). */
         FmMoeProbe probe[FM_MODEL_MAX_LAYERS];
-        int n_probe = (int)(r->n_val < r->tb.cap ? r->n_val : r->tb.cap);
-        if ((st = fm_train_batch_make(&r->tb, &r->cohort, &r->spec, r->split, r->val, n_probe, err)) != FM_OK ||
+        int n_probe = (int)(r->d.n_val < r->tb.cap ? r->d.n_val : r->tb.cap);
+        if ((st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val, n_probe, err)) != FM_OK ||
             (st = fm_model_probe_experts(r->model, r->ws, &r->tb.view, probe, err)) != FM_OK)
             return st;
         for (int l = 0; l < mc->layers; l++) {
@@ -555,7 +481,7 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
         r->bad_epochs = 0;
         r->info.best_epoch = e + 1;
         if ((st = fm_evaluate_choose_thresholds(mc, &r->val_pred, r->info.threshold, err)) != FM_OK) return st;
-        st = fm_train_model_save(r->path[PATH_MODEL], r->model, &r->cohort, r->split, &r->spec, &r->info, err);
+        st = fm_train_model_save(r->path[PATH_MODEL], r->model, &r->d.cohort, r->d.split, &r->d.spec, &r->info, err);
         if (st != FM_OK) return st;
     } else {
         r->bad_epochs++;
@@ -584,7 +510,7 @@ static int finished_training(const Run *r) {
 static FmStatus write_timing(Run *r, FmError *err) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
-    double stays = (double)r->n_train * (double)r->epochs_done;
+    double stays = (double)r->d.n_train * (double)r->epochs_done;
     FmStatus st = fm_json_add_number(root, "train_seconds", r->sums.total_train_s, err);
     if (st == FM_OK) st = fm_json_add_number(root, "val_seconds", r->sums.val_s, err);
     if (st == FM_OK) st = fm_json_add_number(root, "test_seconds", r->sums.test_s, err);
@@ -605,7 +531,7 @@ static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
     /* The best epoch's parameters and thresholds, as the model file holds them. */
     FmStatus st = fm_model_file_load_params(r->path[PATH_MODEL], r->model, err);
     FmTrainInfo saved;
-    if (st == FM_OK) st = fm_train_model_read_info(r->path[PATH_MODEL], r->spec.n_labels, &saved, err);
+    if (st == FM_OK) st = fm_train_model_read_info(r->path[PATH_MODEL], r->d.spec.n_labels, &saved, err);
     if (st != FM_OK) return st;
     memcpy(r->info.threshold, saved.threshold, sizeof saved.threshold);
     fm_train_info_free(&saved);
@@ -613,7 +539,7 @@ static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
     double missing = fm_config_float(cfg, "eval.missing_rate");
     uint64_t seed = (uint64_t)fm_config_int(cfg, "train.seed");
     FmEvaluateOptions eo = {.missing_rate = missing, .seed = seed};
-    st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->cohort, &r->spec, r->split, r->test, r->n_test, &eo,
+    st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.test, r->d.n_test, &eo,
                              &r->test_pred, err);
     if (st != FM_OK) return st;
     cJSON *root = cJSON_CreateObject(), *run = NULL, *tasks = NULL;
@@ -622,10 +548,10 @@ static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
         cJSON_Delete(root);
         return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     }
-    if (!(st = fm_json_add_string(run, "cohort", r->cohort_path, err)) &&
-        !(st = fm_json_add_number(run, "split", r->split, err)) && !(st = fm_json_add_string(run, "part", "test", err)) &&
-        !(st = fm_json_add_number(run, "n_stays", (double)r->n_test, err)) &&
-        !(st = fm_json_add_number(run, "n_train_stays", (double)r->n_train, err)) &&
+    if (!(st = fm_json_add_string(run, "cohort", r->d.cohort_path, err)) &&
+        !(st = fm_json_add_number(run, "split", r->d.split, err)) && !(st = fm_json_add_string(run, "part", "test", err)) &&
+        !(st = fm_json_add_number(run, "n_stays", (double)r->d.n_test, err)) &&
+        !(st = fm_json_add_number(run, "n_train_stays", (double)r->d.n_train, err)) &&
         !(st = fm_json_add_number(run, "missing_rate", missing, err)) &&
         !(st = fm_json_add_number(run, "seed", (double)seed, err)) &&
         !(st = fm_json_add_number(run, "epochs_run", (double)r->epochs_done, err)) &&
@@ -634,7 +560,7 @@ static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
         !(st = fm_json_add_number(run, "select_value", r->best_metric, err))) {
         FmReportOptions ro = {.bootstrap = (int)fm_config_int(cfg, "eval.bootstrap"),
                               .seed = seed,
-                              .los_log_offset_days = r->cohort.settings.los_log_offset_days};
+                              .los_log_offset_days = r->d.cohort.settings.los_log_offset_days};
         st = fm_evaluate_report(tasks, &r->model->cfg, r->info.label_ptr, &r->test_pred, r->info.threshold, &ro, err);
     }
     if (st == FM_OK) st = fm_json_add_config(root, "config", cfg, err);
@@ -691,9 +617,9 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
     FmTrainEvent start = {.kind = FM_TRAIN_EVENT_START,
                           .epoch = (int)r.epochs_done + 1,
                           .step = r.steps_done,
-                          .n_train = r.n_train,
-                          .n_val = r.n_val,
-                          .n_test = r.n_test,
+                          .n_train = r.d.n_train,
+                          .n_val = r.d.n_val,
+                          .n_test = r.d.n_test,
                           .n_params = fm_params_count(&r.model->params),
                           .resumed = r.has_checkpoint};
     notify(&r, &start);
