@@ -43,6 +43,8 @@ static const FmConfigKey SCHEMA[] = {
     {"model", "entropy_coef", FM_CFG_FLOAT, "0", 0, 100, NULL, "Coefficient of the per-modality routing entropy loss"},
     {"model", "pooling", FM_CFG_ENUM, "mean", UNBOUNDED, "mean|last", "Pooling of the fused tokens before the heads: mean over present modalities, or last reference time"},
     {"model", "head_hidden", FM_CFG_INT, "128", 1, 65536, NULL, "Hidden width of the task heads"},
+    {"model", "kind", FM_CFG_ENUM, "fusemoe", UNBOUNDED, "fusemoe|logreg|saps_i", "The model: FuseMoE, or a clinical baseline: logreg (logistic/ridge regression on per-variable summaries of data.modalities) or saps_i (the SAPS-I admission score, calibrated by logistic/linear regression)"},
+    {"model", "baseline_l2", FM_CFG_FLOAT_LIST, "1e-4, 1e-3, 1e-2, 1e-1", 0, 100, NULL, "logreg: L2 penalties tried; the one with the best validation train.select_metric is kept"},
 
     {"train", "epochs", FM_CFG_INT, "8", 1, 10000, NULL, "Passes over the training set"},
     {"train", "batch_size", FM_CFG_INT, "32", 1, 65536, NULL, "Stays per forward/backward pass"},

@@ -16,6 +16,7 @@
 #include "preprocessing/cohort.h"
 #include "src/alloc.h"
 #include "src/atomic_file.h"
+#include "src/baseline.h"
 #include "src/blas_kernel.h"
 #include "src/checkpoint.h"
 #include "src/evaluate.h"
@@ -603,6 +604,7 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
         else if (st == FM_ERR_MISMATCH) fm_error_prefix(err, "the complete run in %s", opt->out_dir);
         return st;
     }
+    if (strcmp(fm_config_string(opt->cfg, "model.kind"), "fusemoe") != 0) return fm_baseline_run(opt, res, err);
     if ((st = setup(&r, err)) != FM_OK) goto done;
     if ((st = fm_train_folder_create(opt->out_dir, err)) != FM_OK) goto done;
     if ((st = load_checkpoint(&r, err)) != FM_OK) goto done;

@@ -110,6 +110,7 @@ typedef struct {
 
 typedef struct {
     int already_complete; /* resume found metrics.json: nothing was done */
+    int baseline;         /* 1: a baseline was fitted (model.kind, src/baseline.h); no epochs */
     int epochs_run;
     int best_epoch;
     int stopped_early;

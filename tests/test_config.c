@@ -121,7 +121,7 @@ START_TEST(test_file_errors_located) {
          "[model] foo_bar_baz: unknown key (keys of [model]: d_model, ref_points, heads, time_dim, layers, "
          "experts, "
          "top_k, expert_hidden, gate, router, noisy_gating, dropout, balance_coef, entropy_coef, pooling, "
-         "head_hidden)"},
+         "head_hidden, kind, baseline_l2)"},
         {"[data]\nsplit = 1\n[modle]\nd_model = 64\n", 3,
          "[modle]: unknown section (sections: data, model, train, eval, competition)"},
         {"[model]\nd_model = big\n", 2, "[model] d_model: expected an integer, got \"big\""},

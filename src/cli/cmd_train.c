@@ -144,6 +144,8 @@ int fm_cmd_train(int argc, char **argv) {
     FmTrainOptions opt = {.cfg = &cfg, .out_dir = out, .resume = resume, .observer = observe, .observer_ctx = &view};
     FmTrainResult res;
     st = fm_train_run(&opt, &res, &err);
+    char kind[32];
+    snprintf(kind, sizeof kind, "%s", fm_config_string(&cfg, "model.kind"));
     fm_config_free(&cfg);
     if (st != FM_OK) {
         if (!quiet && view.bar.out) fm_progress_end(&view.bar);
@@ -154,6 +156,13 @@ int fm_cmd_train(int argc, char **argv) {
     snprintf(metrics, sizeof metrics, "%s/%s", out, FM_TRAIN_METRICS_FILE);
     if (res.already_complete) {
         printf("fusemoe train: %s is complete already (%s exists); nothing to do\n", out, FM_TRAIN_METRICS_FILE);
+        return 0;
+    }
+    if (res.baseline) {
+        printf("fusemoe train: fitted the %s baseline in %.1f s\ntest part of the split:\n",
+               kind, res.train_seconds);
+        fm_cli_print_metrics(stdout, metrics);
+        printf("wrote %s/{baseline.json,metrics.json,predictions.csv,config.ini,timing.json}\n", out);
         return 0;
     }
     printf("fusemoe train: %d epoch%s%s, best epoch %d (validation %.4f), %.1f s of training\n", res.epochs_run,
