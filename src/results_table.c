@@ -160,6 +160,7 @@ typedef struct {
     size_t n_fields, cap_fields;
     int header_done;
     int n_columns;
+    int split_col;  /* column of split (seed follows; metrics after it) */
     char **columns; /* header names (borrowed from the header record, kept) */
     FmStatus status;
     FmError *err;
@@ -216,19 +217,26 @@ static int parse_long(const char *t, long *out) {
 }
 
 static void header_record(CsvState *s) {
-    static const char *const keys[] = {"config", "split", "seed"};
-    for (int k = 0; k < 3; k++)
-        if (s->n_fields <= (size_t)k || strcmp(s->fields[k], keys[k]) != 0) {
-            fail_line(s, FM_ERR_FORMAT, "header: expected the columns config, split, seed first, got \"%s\"",
-                      s->n_fields > (size_t)k ? s->fields[k] : "");
-            return;
-        }
-    for (size_t j = 3; j < s->n_fields; j++) {
+    /* config, any descriptive columns (an ablation's axes), split, seed, then the metrics */
+    size_t split = 1;
+    while (split < s->n_fields && strcmp(s->fields[split], "split") != 0) split++;
+    if (s->n_fields == 0 || strcmp(s->fields[0], "config") != 0) {
+        fail_line(s, FM_ERR_FORMAT, "header: expected the columns config, split, seed first, got \"%s\"",
+                  s->n_fields ? s->fields[0] : "");
+        return;
+    }
+    if (split + 1 >= s->n_fields || strcmp(s->fields[split + 1], "seed") != 0) {
+        fail_line(s, FM_ERR_FORMAT, "header: expected a split column followed by seed, got \"%s\" after \"%s\"",
+                  split + 1 < s->n_fields ? s->fields[split + 1] : "", s->fields[split < s->n_fields ? split : 0]);
+        return;
+    }
+    s->split_col = (int)split;
+    for (size_t j = split + 2; j < s->n_fields; j++) {
         if (!s->fields[j][0]) {
             fail_line(s, FM_ERR_FORMAT, "header: column %zu has no name", j + 1);
             return;
         }
-        for (size_t k = 3; k < j; k++)
+        for (size_t k = split + 2; k < j; k++)
             if (strcmp(s->fields[j], s->fields[k]) == 0) {
                 fail_line(s, FM_ERR_FORMAT, "header: column \"%s\" appears twice", s->fields[j]);
                 return;
@@ -248,22 +256,23 @@ static void data_record(CsvState *s) {
         return;
     }
     long split, seed;
-    if (!parse_long(s->fields[1], &split)) {
-        fail_line(s, FM_ERR_FORMAT, "column split: expected an integer, got \"%s\"", s->fields[1]);
+    const int c0 = s->split_col + 2; /* first metric column */
+    if (!parse_long(s->fields[s->split_col], &split)) {
+        fail_line(s, FM_ERR_FORMAT, "column split: expected an integer, got \"%s\"", s->fields[s->split_col]);
         return;
     }
-    if (!parse_long(s->fields[2], &seed)) {
-        fail_line(s, FM_ERR_FORMAT, "column seed: expected an integer, got \"%s\"", s->fields[2]);
+    if (!parse_long(s->fields[s->split_col + 1], &seed)) {
+        fail_line(s, FM_ERR_FORMAT, "column seed: expected an integer, got \"%s\"", s->fields[s->split_col + 1]);
         return;
     }
-    int nm = s->n_columns - 3;
+    int nm = s->n_columns - c0;
     double *v = fm_malloc_array((size_t)(nm ? nm : 1), sizeof *v);
     if (!v) {
         s->status = FM_FAIL(s->err, FM_ERR_NOMEM, s->path, "out of memory reading results");
         return;
     }
     for (int m = 0; m < nm; m++) {
-        const char *t = s->fields[3 + m];
+        const char *t = s->fields[c0 + m];
         char *end;
         if (!t[0] || strcasecmp(t, "nan") == 0) {
             v[m] = NAN;
@@ -272,14 +281,14 @@ static void data_record(CsvState *s) {
         errno = 0;
         v[m] = strtod(t, &end);
         if (end == t || *end || errno == ERANGE || !isfinite(v[m])) {
-            fail_line(s, FM_ERR_FORMAT, "column %s: expected a number, got \"%s\"", s->columns[3 + m], t);
+            fail_line(s, FM_ERR_FORMAT, "column %s: expected a number, got \"%s\"", s->columns[c0 + m], t);
             fm_free(v);
             return;
         }
     }
     FmError e;
     FmStatus st =
-        fm_results_add(s->out, s->fields[0], split, seed, (const char *const *)(s->columns + 3), v, nm, &e);
+        fm_results_add(s->out, s->fields[0], split, seed, (const char *const *)(s->columns + c0), v, nm, &e);
     fm_free(v);
     if (st == FM_ERR_ARG)
         fail_line(s, FM_ERR_FORMAT, "%s", e.message);

@@ -2,7 +2,9 @@
  *
  * results.csv has a header row `config,split,seed,<metric>,...` and one row per run: the
  * configuration's name, the split index, the seed, then one number per metric (fractions,
- * e.g. AUROC 0.8642; an empty field or "nan" = not measured). Example:
+ * e.g. AUROC 0.8642; an empty field or "nan" = not measured). Columns between config and split
+ * describe the configuration (an ablation's axis values) and are skipped when reading, so
+ * `fusemoe ablate`'s results.csv files can be merged. Example:
  *   config,split,seed,auroc,auprc
  *   laplace,0,1,0.8642,0.5121
  *   softmax,0,1,0.8533,0.4987

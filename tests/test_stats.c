@@ -519,6 +519,38 @@ START_TEST(test_results_csv_round_trip) {
 }
 END_TEST
 
+/* An ablation's results.csv (axis columns between config and split) merges with a plain one:
+ * the axis columns are skipped, the metrics matched by name. */
+START_TEST(test_results_csv_descriptive_columns) {
+    char dir[1024], a[1200], b[1200];
+    fm_test_tmpdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/ablation.csv", dir);
+    snprintf(b, sizeof b, "%s/baselines.csv", dir);
+    FILE *f = fopen(a, "w");
+    fputs("config,model.gate,data.modalities,split,seed,mortality.auroc,train_seconds\n"
+          "laplace/all,laplace,vitals+labs,0,1,0.86,12.5\nsoftmax/all,softmax,vitals+labs,0,1,0.85,11\n", f);
+    fclose(f);
+    f = fopen(b, "w");
+    fputs("config,split,seed,mortality.auroc\nlogreg,0,1,0.84\n", f);
+    fclose(f);
+    FmResults r;
+    fm_results_init(&r);
+    FmError err;
+    ck_assert_int_eq(fm_results_read_csv(&r, a, &err), FM_OK);
+    ck_assert_int_eq(fm_results_read_csv(&r, b, &err), FM_OK);
+    ck_assert_uint_eq(r.n_rows, 3);
+    ck_assert_int_eq(r.n_metrics, 2);
+    int auroc = fm_results_metric_index(&r, "mortality.auroc");
+    ck_assert_str_eq(r.rows[1].config, "softmax/all");
+    ck_assert_double_eq(r.rows[1].values[auroc], 0.85);
+    ck_assert_str_eq(r.rows[2].config, "logreg");
+    ck_assert_double_eq(r.rows[2].values[auroc], 0.84);
+    ck_assert(isnan(r.rows[2].values[fm_results_metric_index(&r, "train_seconds")]));
+    fm_results_free(&r);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 /* Malformed results.csv files: status, file:line and message. */
 START_TEST(test_results_csv_errors) {
     static const struct {
@@ -533,6 +565,8 @@ START_TEST(test_results_csv_errors) {
         {"config,split,seed,auroc\nlaplace,zero,1,0.8\n", 2, FM_ERR_FORMAT,
          "column split: expected an integer, got \"zero\""},
         {"config,seed,split,auroc\n", 1, FM_ERR_FORMAT,
+         "header: expected a split column followed by seed, got \"auroc\" after \"split\""},
+        {"seed,config,split,auroc\n", 1, FM_ERR_FORMAT,
          "header: expected the columns config, split, seed first, got \"seed\""},
         {"config,split,seed,auroc,auroc\n", 1, FM_ERR_FORMAT, "header: column \"auroc\" appears twice"},
         {"config,split,seed,auroc\nlaplace,0,1,0.8\nlaplace,0,1,0.7\n", 3, FM_ERR_FORMAT,
@@ -637,6 +671,7 @@ static Suite *stats_suite(void) {
     tcase_add_test(tc, test_results_table_known_values);
     tcase_add_test(tc, test_results_csv_round_trip);
     tcase_add_test(tc, test_results_csv_errors);
+    tcase_add_test(tc, test_results_csv_descriptive_columns);
     tcase_add_test(tc, test_results_alloc_failure);
     suite_add_tcase(s, tc);
     return s;
