@@ -27,7 +27,10 @@ FmStatus fm_h5_strings_write(hid_t loc, const char *name, const char *const *s, 
     H5Tset_strpad(type, H5T_STR_NULLPAD);
     hsize_t dims[1] = {n};
     hid_t space = H5Screate_simple(1, dims, NULL);
-    hid_t dset = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0); /* no modification times: same data, same bytes (as src/h5io.c) */
+    hid_t dset = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
     herr_t rc = -1;
     if (dset >= 0) rc = n ? H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0;
     if (dset >= 0) H5Dclose(dset);

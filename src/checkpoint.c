@@ -32,6 +32,7 @@ static FmStatus write_contents(hid_t file, const FmParams *p, const FmTrainProgr
     if (st == FM_OK) st = fm_h5_attr_write_i64(file, "bad_epochs", tp->bad_epochs, err);
     if (st == FM_OK) st = fm_h5_attr_write_str(file, "config", tp->config_text ? tp->config_text : "", err);
     if (st == FM_OK) st = fm_h5_attr_write_str(file, "log", tp->log_text ? tp->log_text : "", err);
+    if (st == FM_OK) st = fm_h5_attr_write_str(file, "state", tp->state_text ? tp->state_text : "", err);
     return st;
 }
 
@@ -80,6 +81,7 @@ static FmStatus read_contents(hid_t file, const char *path, FmParams *p, FmTrain
     if (st == FM_OK) st = fm_h5_attr_read_i64(file, path, "bad_epochs", &v, err), tp->bad_epochs = v;
     if (st == FM_OK) st = fm_h5_attr_read_str(file, path, "config", &tp->config_text, err);
     if (st == FM_OK) st = fm_h5_attr_read_str(file, path, "log", &tp->log_text, err);
+    if (st == FM_OK && H5Aexists(file, "state") > 0) st = fm_h5_attr_read_str(file, path, "state", &tp->state_text, err);
     return st;
 }
 
@@ -100,5 +102,6 @@ void fm_train_progress_free(FmTrainProgress *tp) {
     if (!tp) return;
     fm_free(tp->config_text);
     fm_free(tp->log_text);
-    tp->config_text = tp->log_text = NULL;
+    fm_free(tp->state_text);
+    tp->config_text = tp->log_text = tp->state_text = NULL;
 }

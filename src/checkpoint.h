@@ -21,6 +21,9 @@ typedef struct {
     long bad_epochs;    /* epochs since the last improvement (early stopping) */
     char *config_text;  /* the resolved configuration (owned; fm_free) */
     char *log_text;     /* the per-epoch log CSV so far (owned; fm_free) */
+    char *state_text;   /* the training loop's own state inside an epoch (running sums of a
+                           partly done epoch), as text; NULL or "" when none (owned; fm_free).
+                           Optional in the file: checkpoints without it read as NULL. */
 } FmTrainProgress;
 
 /* Writes parameters, Adam state (p must have its optimiser arenas) and progress to `path`

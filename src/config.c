@@ -21,7 +21,7 @@
 /* One key, one line, so that the table reads as a table (longer than the column limit). */
 /* clang-format off */
 static const FmConfigKey SCHEMA[] = {
-    {"data", "cohort", FM_CFG_STRING, "", UNBOUNDED, NULL, "Cohort folder to read (a path, relative to the working directory); empty = not set"},
+    {"data", "cohort", FM_CFG_STRING, "", UNBOUNDED, NULL, "Cohort file to read (a path, relative to the working directory); empty = not set"},
     {"data", "split", FM_CFG_INT, "0", 0, 9999, NULL, "Index of the cohort's train/validation/test split to use"},
     {"data", "tasks", FM_CFG_LIST, "mortality", 1, 4, "mortality|los_binary|los_regression|phenotypes", "Tasks trained and evaluated together"},
     {"data", "modalities", FM_CFG_LIST, "", 0, 64, NULL, "Modalities to use, by name; empty = every modality in the cohort"},
@@ -46,21 +46,23 @@ static const FmConfigKey SCHEMA[] = {
 
     {"train", "epochs", FM_CFG_INT, "8", 1, 10000, NULL, "Passes over the training set"},
     {"train", "batch_size", FM_CFG_INT, "32", 1, 65536, NULL, "Stays per forward/backward pass"},
-    {"train", "accumulation", FM_CFG_INT, "1", 1, 65536, NULL, "Batches whose gradients are summed per optimiser step"},
+    {"train", "accumulation", FM_CFG_INT, "1", 1, 65536, NULL, "Batches whose gradients are averaged per optimiser step (effective batch = batch_size x accumulation)"},
     {"train", "lr", FM_CFG_FLOAT, "4e-4", 1e-8, 1, NULL, "Adam learning rate (peak, after warm-up)"},
     {"train", "weight_decay", FM_CFG_FLOAT, "0", 0, 1, NULL, "Decoupled weight decay (AdamW); 0 = plain Adam"},
     {"train", "schedule", FM_CFG_ENUM, "cosine", UNBOUNDED, "constant|cosine", "Learning-rate schedule after warm-up"},
     {"train", "warmup_fraction", FM_CFG_FLOAT, "0.05", 0, 1, NULL, "Fraction of the optimiser steps with linear warm-up"},
     {"train", "clip_norm", FM_CFG_FLOAT, "1.0", 0, 1e6, NULL, "Clip the global gradient norm to this value; 0 = off"},
     {"train", "patience", FM_CFG_INT, "3", 0, 10000, NULL, "Epochs without validation improvement before stopping; 0 = no early stopping"},
-    {"train", "select_metric", FM_CFG_ENUM, "auprc", UNBOUNDED, "auroc|auprc|f1|loss", "Validation metric that selects the best epoch"},
-    {"train", "class_weighting", FM_CFG_ENUM, "none", UNBOUNDED, "none|balanced", "Weight binary losses by inverse class frequency (balanced) or not"},
+    {"train", "select_metric", FM_CFG_ENUM, "auprc", UNBOUNDED, "auroc|auprc|f1|loss", "Validation metric that selects the best epoch: the mean over the classification tasks (multi-label: macro), or the validation loss"},
+    {"train", "class_weighting", FM_CFG_ENUM, "none", UNBOUNDED, "none|balanced", "Weight the positives of binary and multi-label losses by negatives/positives in the training stays (balanced) or not"},
     {"train", "seed", FM_CFG_INT, "1", 0, 2147483647, NULL, "Seed of every random stream of the run"},
-    {"train", "threads", FM_CFG_INT, "1", 1, 256, NULL, "Worker threads (results do not depend on it)"},
+    {"train", "threads", FM_CFG_INT, "1", 1, 256, NULL, "OpenBLAS threads; runs are bit-identical only at the same thread count"},
     {"train", "task_weights", FM_CFG_FLOAT_LIST, "", 0, 1e6, NULL, "Loss weight per task, in the order of data.tasks; empty = equal weights"},
+    {"train", "train_fraction", FM_CFG_FLOAT, "1", 0.001, 1, NULL, "Fraction of the split's training stays used, drawn stratified by the first binary label and seeded by train.seed"},
+    {"train", "checkpoint_every", FM_CFG_INT, "0", 0, 100000000, NULL, "Optimiser steps between checkpoints within an epoch; 0 = at the end of each epoch only"},
 
     {"eval", "bootstrap", FM_CFG_INT, "1000", 0, 100000, NULL, "Bootstrap replicates for metric confidence intervals; 0 = none"},
-    {"eval", "missing_rate", FM_CFG_FLOAT, "0.0", 0, 1, NULL, "Fraction of modalities removed at random at evaluation (robustness)"},
+    {"eval", "missing_rate", FM_CFG_FLOAT, "0.0", 0, 1, NULL, "Probability that each present modality of a test stay is removed at evaluation (seeded; at least one modality is kept)"},
 
     {"competition", "enabled", FM_CFG_BOOL, "false", UNBOUNDED, NULL, "Train the routers by competition (CompeteSMoE)"},
     {"competition", "warmup_fraction", FM_CFG_FLOAT, "0.05", 0, 1, NULL, "Fraction of the steps before any competition"},

@@ -17,5 +17,15 @@ int fm_cmd_version(int argc, char **argv);
 int fm_cmd_prepare(int argc, char **argv);
 /* Writes a synthetic multimodal cohort in the real input formats (data/synth.h). */
 int fm_cmd_synth(int argc, char **argv);
+/* Trains one study run into a run folder (src/train.h). */
+int fm_cmd_train(int argc, char **argv);
+/* Evaluates a trained model on a cohort (src/evaluate_run.h). */
+int fm_cmd_eval(int argc, char **argv);
+/* Scores a cohort's stays with a trained model, no labels needed (src/evaluate_run.h). */
+int fm_cmd_predict(int argc, char **argv);
+/* Runs an ablation grid and writes its results tables (src/ablate.h). */
+int fm_cmd_ablate(int argc, char **argv);
+/* Prints a model file's configuration, parameter counts and expert utilisation (src/inspect.h). */
+int fm_cmd_inspect(int argc, char **argv);
 
 #endif

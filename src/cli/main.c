@@ -10,6 +10,11 @@ static const FmCommand COMMANDS[] = {
     {"version", "print the version and the OpenBLAS kernel in use", fm_cmd_version},
     {"prepare", "read raw clinical data and write a prepared cohort file", fm_cmd_prepare},
     {"synth", "write a synthetic multimodal cohort (CSV, HDF5, PNG) and print its prepare command", fm_cmd_synth},
+    {"train", "train a study's model, select the best epoch, evaluate it on the test part", fm_cmd_train},
+    {"eval", "evaluate a trained model on a cohort: predictions.csv and metrics.json", fm_cmd_eval},
+    {"predict", "score the stays of a cohort with a trained model: predictions.csv", fm_cmd_predict},
+    {"ablate", "run a grid of configurations x splits x seeds and tabulate the results", fm_cmd_ablate},
+    {"inspect", "a model file's configuration, parameter counts and expert utilisation", fm_cmd_inspect},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);
 

@@ -1,0 +1,684 @@
+/* Training one study run (src/train.h). */
+#include "src/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "models/model_file.h"
+#include "preprocessing/cohort.h"
+#include "src/alloc.h"
+#include "src/atomic_file.h"
+#include "src/blas_kernel.h"
+#include "src/checkpoint.h"
+#include "src/evaluate.h"
+#include "src/evaluate_csv.h"
+#include "src/evaluate_report.h"
+#include "src/evaluate_usage.h"
+#include "src/interrupt.h"
+#include "src/json_out.h"
+#include "src/lr_schedule.h"
+#include "src/params.h"
+#include "src/rng.h"
+#include "src/strbuf.h"
+#include "src/train_batch.h"
+#include "src/train_folder.h"
+#include "src/train_model_file.h"
+#include "src/train_spec.h"
+
+/* Random streams split off the root generator of train.seed (ASCII tags, so no stream is
+ * shared with another use of the same seed). */
+#define STREAM_INIT 0x494e4954u    /* "INIT": the model's initial parameters */
+#define STREAM_SUBSET 0x53554253u  /* "SUBS": the train.train_fraction draw */
+#define STREAM_ORDER 0x4f524452u   /* "ORDR": the order of epoch e (sub-stream e) */
+#define STREAM_FORWARD 0x46574444u /* "FWDD": batch j of epoch e (sub-streams e, then j) */
+
+/* Running sums of the epoch in progress (saved in checkpoints as text). */
+typedef struct {
+    double stays;                /* training stays seen this epoch */
+    double total, task, part[FM_MAX_TASKS], balance, entropy; /* stay-weighted loss sums */
+    double train_s;              /* seconds of training this epoch */
+    double total_train_s;        /* seconds of training over the run */
+    double val_s, test_s;        /* seconds of validation over the run, and of the test */
+    double lr;                   /* rate of the last step */
+} Sums;
+
+typedef struct {
+    const FmTrainOptions *opt;
+    const FmConfig *cfg;
+    char path[8][FM_PATH_MAX]; /* run folder files, by the PATH_* index */
+    const char *cohort_path;
+    FmCohort cohort;
+    FmTrainSpec spec;
+    int split;
+    int64_t *train_all, *train, *val, *test; /* stays of the parts (train: the subset used) */
+    int64_t n_train_all, n_train, n_val, n_test;
+    size_t *perm;     /* (n_train) epoch order */
+    int64_t *batch_idx; /* (batch_size) */
+    FmModel *model;
+    FmModelWorkspace *ws;
+    FmTrainBatch tb;
+    FmPredictions val_pred, test_pred;
+    FmExpertUsage usage;
+    FmStrBuf log;
+    char *config_text;
+    FmTrainInfo info;
+    FmRng root;
+    /* schedule */
+    int B, accumulation, epochs, patience;
+    long batches_per_epoch, steps_per_epoch, total_steps, checkpoint_every;
+    FmLrSchedule sched;
+    FmAdamConfig adam;
+    double clip;
+    FmSelectMetric select;
+    /* position */
+    long epochs_done, steps_done, best_epoch, bad_epochs;
+    double best_metric;
+    Sums sums;
+    int has_checkpoint; /* a checkpoint of this run is on disk */
+} Run;
+
+enum { PATH_CONFIG, PATH_EPOCHS, PATH_MODEL, PATH_PREDICTIONS, PATH_METRICS, PATH_TIMING, PATH_CHECKPOINT };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void run_free(Run *r) {
+    fm_cohort_free(&r->cohort);
+    fm_free(r->train_all);
+    if (r->train != r->train_all) fm_free(r->train);
+    fm_free(r->val);
+    fm_free(r->test);
+    fm_free(r->perm);
+    fm_free(r->batch_idx);
+    fm_model_workspace_free(r->ws);
+    fm_model_free(r->model);
+    fm_train_batch_free(&r->tb);
+    fm_evaluate_predictions_free(&r->val_pred);
+    fm_evaluate_predictions_free(&r->test_pred);
+    fm_evaluate_usage_free(&r->usage);
+    fm_strbuf_free(&r->log);
+    fm_free(r->config_text);
+    fm_train_info_free(&r->info);
+}
+
+static void notify(Run *r, FmTrainEvent *ev) {
+    ev->epochs = r->epochs;
+    ev->total_steps = r->total_steps;
+    if (r->opt->observer) r->opt->observer(r->opt->observer_ctx, ev);
+}
+
+/* ---- set-up ---- */
+
+/* The stratified, seeded train.train_fraction of the training stays, in cohort order. */
+static FmStatus draw_subset(Run *r, double fraction, FmError *err) {
+    r->train = r->train_all;
+    r->n_train = r->n_train_all;
+    if (fraction >= 1.0) return FM_OK;
+    const int64_t n = r->n_train_all;
+    int64_t *out = fm_malloc_array(n ? (size_t)n : 1, sizeof *out);
+    size_t *pos = fm_malloc_array(n ? (size_t)n : 1, sizeof *pos);
+    uint8_t *keep = fm_calloc(n ? (size_t)n : 1, 1);
+    if (!out || !pos || !keep) {
+        fm_free(out);
+        fm_free(pos);
+        fm_free(keep);
+        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory drawing the training subset");
+    }
+    FmRng base = fm_rng_split(&r->root, STREAM_SUBSET);
+    int col = fm_train_spec_strata_label(&r->spec);
+    for (int stratum = 0; stratum < 3; stratum++) { /* label 0, label 1, unknown (or all) */
+        size_t k = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float y;
+            int known = col >= 0 && fm_train_spec_label(&r->spec, &r->cohort, r->train_all[i], col, &y);
+            int s = known ? (y > 0.5f) : 2;
+            if (s == stratum) pos[k++] = (size_t)i;
+        }
+        if (k == 0) continue;
+        FmRng rng = fm_rng_split(&base, (uint64_t)stratum);
+        fm_rng_shuffle(&rng, pos, k);
+        size_t take = (size_t)llround(fraction * (double)k);
+        if (take < 1) take = 1;
+        for (size_t i = 0; i < take; i++) keep[pos[i]] = 1;
+    }
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (keep[i]) out[m++] = r->train_all[i];
+    fm_free(pos);
+    fm_free(keep);
+    r->train = out;
+    r->n_train = m;
+    return FM_OK;
+}
+
+static FmStatus setup(Run *r, FmError *err) {
+    const FmConfig *cfg = r->cfg;
+    FmStatus st = fm_config_check(cfg, err);
+    if (st != FM_OK) return st;
+    r->cohort_path = fm_config_string(cfg, "data.cohort");
+    if (!r->cohort_path[0])
+        return FM_FAIL(err, FM_ERR_CONFIG, fm_config_where(cfg, "data.cohort"),
+                       "[data] cohort: no cohort file given (set it, or pass --cohort)");
+    /* The run folder */
+    const char *dir = r->opt->out_dir;
+    static const char *const NAMES[] = {FM_TRAIN_CONFIG_FILE,  FM_TRAIN_EPOCHS_FILE,  FM_TRAIN_MODEL_FILE,
+                                        FM_TRAIN_PREDICTIONS_FILE, FM_TRAIN_METRICS_FILE, FM_TRAIN_TIMING_FILE,
+                                        FM_TRAIN_CHECKPOINT_FILE};
+    for (int i = 0; i < 7; i++)
+        if (snprintf(r->path[i], FM_PATH_MAX, "%s/%s", dir, NAMES[i]) >= FM_PATH_MAX)
+            return FM_FAIL(err, FM_ERR_ARG, dir, "path too long");
+    if (!r->opt->resume &&
+        (file_exists(r->path[PATH_CHECKPOINT]) || file_exists(r->path[PATH_MODEL]) || file_exists(r->path[PATH_METRICS])))
+        return FM_FAIL(err, FM_ERR_ARG, dir,
+                       "the folder holds a run already; pass --resume to continue it, or choose another --out");
+    /* The cohort, the split, the model's view of it */
+    if ((st = fm_cohort_load(r->cohort_path, &r->cohort, err)) != FM_OK) return st;
+    r->split = (int)fm_config_int(cfg, "data.split");
+    if (r->split >= r->cohort.n_splits) {
+        const char *where = fm_config_where(cfg, "data.split");
+        return FM_FAIL(err, FM_ERR_CONFIG, strcmp(where, "default") == 0 ? "" : where,
+                       "[data] split: %d, but the cohort %s has %d split%s (0 to %d)", r->split, r->cohort_path,
+                       r->cohort.n_splits, r->cohort.n_splits == 1 ? "" : "s", r->cohort.n_splits - 1);
+    }
+    if ((st = fm_train_spec_from_config(cfg, &r->cohort, r->cohort_path, &r->spec, err)) != FM_OK) return st;
+    if ((st = fm_cohort_split_stays(&r->cohort, r->split, FM_PART_TRAIN, &r->train_all, &r->n_train_all, err)) ||
+        (st = fm_cohort_split_stays(&r->cohort, r->split, FM_PART_VAL, &r->val, &r->n_val, err)) ||
+        (st = fm_cohort_split_stays(&r->cohort, r->split, FM_PART_TEST, &r->test, &r->n_test, err)))
+        return st;
+    if (r->n_train_all == 0 || r->n_val == 0)
+        return FM_FAIL(err, FM_ERR_ARG, r->cohort_path, "split %d (%s) has %lld training and %lld validation stays; "
+                       "training needs both", r->split, r->cohort.split[r->split].name, (long long)r->n_train_all,
+                       (long long)r->n_val);
+    fm_rng_seed(&r->root, (uint64_t)fm_config_int(cfg, "train.seed"));
+    if ((st = draw_subset(r, fm_config_float(cfg, "train.train_fraction"), err)) != FM_OK) return st;
+    if (fm_config_enum(cfg, "train.class_weighting") == 1)
+        fm_train_spec_class_weights(&r->spec, &r->cohort, r->train, r->n_train);
+
+    /* Schedule */
+    r->B = (int)fm_config_int(cfg, "train.batch_size");
+    r->accumulation = (int)fm_config_int(cfg, "train.accumulation");
+    r->epochs = (int)fm_config_int(cfg, "train.epochs");
+    r->patience = (int)fm_config_int(cfg, "train.patience");
+    r->checkpoint_every = fm_config_int(cfg, "train.checkpoint_every");
+    r->batches_per_epoch = (long)((r->n_train + r->B - 1) / r->B);
+    r->steps_per_epoch = (r->batches_per_epoch + r->accumulation - 1) / r->accumulation;
+    r->total_steps = r->steps_per_epoch * r->epochs;
+    long warm = (long)floor(fm_config_float(cfg, "train.warmup_fraction") * (double)r->total_steps);
+    if (warm >= r->total_steps) warm = r->total_steps - 1;
+    r->sched = (FmLrSchedule){.kind = fm_config_enum(cfg, "train.schedule") == 0 ? FM_SCHEDULE_CONSTANT
+                                                                                 : FM_SCHEDULE_COSINE,
+                              .base_lr = (float)fm_config_float(cfg, "train.lr"),
+                              .total_steps = r->total_steps,
+                              .warmup_steps = warm,
+                              .final_fraction = 0.0f};
+    r->adam = fm_adam_default();
+    r->adam.weight_decay = (float)fm_config_float(cfg, "train.weight_decay");
+    r->clip = fm_config_float(cfg, "train.clip_norm");
+    r->select = (FmSelectMetric)fm_config_enum(cfg, "train.select_metric");
+    fm_blas_set_threads((int)fm_config_int(cfg, "train.threads"));
+
+    /* The model and every buffer, sized once */
+    if ((st = fm_model_create(&r->model, &r->spec.model, 1, err)) != FM_OK) return st;
+    FmRng init = fm_rng_split(&r->root, STREAM_INIT);
+    fm_model_init(r->model, fm_rng_u64(&init));
+    int cap = r->B;
+    FmModelShape shape;
+    fm_train_batch_shape(&r->cohort, &r->spec, cap, &shape);
+    if ((st = fm_model_workspace_create(&r->ws, r->model, &shape, err)) ||
+        (st = fm_train_batch_alloc(&r->tb, &r->cohort, &r->spec, cap, err)) ||
+        (st = fm_evaluate_predictions_alloc(&r->val_pred, r->n_val, r->spec.n_labels, err)) ||
+        (st = fm_evaluate_predictions_alloc(&r->test_pred, r->n_test, r->spec.n_labels, err)) ||
+        (st = fm_evaluate_usage_create(&r->usage, r->model, err)))
+        return st;
+    r->perm = fm_malloc_array((size_t)r->n_train, sizeof *r->perm);
+    r->batch_idx = fm_malloc_array((size_t)r->B, sizeof *r->batch_idx);
+    if (!r->perm || !r->batch_idx) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the epoch order");
+    if ((st = fm_config_to_ini(cfg, &r->config_text, err)) != FM_OK) return st;
+
+    /* What the model file records besides the model */
+    r->info.n_labels = r->spec.n_labels;
+    for (int j = 0; j < r->spec.n_labels; j++) {
+        memcpy(r->info.label_name[j], r->spec.label[j].name, FM_TRAIN_LABEL_NAME_MAX); /* same size */
+        r->info.threshold[j] = NAN;
+    }
+    fm_train_info_bind(&r->info);
+    r->info.los_log_offset_days = r->cohort.settings.los_log_offset_days;
+    r->info.split = r->split;
+    r->info.seed = fm_config_int(cfg, "train.seed");
+    if (!(r->info.config_text = fm_strdup(r->config_text))) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+    r->best_metric = NAN;
+    return FM_OK;
+}
+
+/* ---- checkpoints ---- */
+
+static char *sums_text(const Sums *s) {
+    FmStrBuf b;
+    fm_strbuf_init(&b);
+    const double v[] = {s->stays, s->total, s->task, s->balance, s->entropy, s->train_s, s->total_train_s,
+                        s->val_s, s->test_s, s->lr};
+    fm_strbuf_append(&b, "sums1");
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        fm_strbuf_append(&b, " ");
+        fm_strbuf_append_double(&b, v[i]);
+    }
+    for (int t = 0; t < FM_MAX_TASKS; t++) {
+        fm_strbuf_append(&b, " ");
+        fm_strbuf_append_double(&b, s->part[t]);
+    }
+    return fm_strbuf_take(&b);
+}
+
+static int sums_parse(const char *text, Sums *s) {
+    memset(s, 0, sizeof *s);
+    if (!text || !text[0]) return 0;
+    if (strncmp(text, "sums1", 5) != 0) return -1;
+    const char *p = text + 5;
+    double *v[] = {&s->stays, &s->total, &s->task, &s->balance, &s->entropy, &s->train_s, &s->total_train_s,
+                   &s->val_s, &s->test_s, &s->lr};
+    for (size_t i = 0; i < sizeof v / sizeof *v + FM_MAX_TASKS; i++) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p) return -1;
+        *(i < sizeof v / sizeof *v ? v[i] : &s->part[i - sizeof v / sizeof *v]) = x;
+        p = end;
+    }
+    return 0;
+}
+
+static FmStatus save_checkpoint(Run *r, FmError *err) {
+    FmTrainProgress tp = {.epochs_done = r->epochs_done,
+                          .steps_done = r->steps_done,
+                          .best_metric = r->best_metric,
+                          .best_epoch = r->best_epoch,
+                          .bad_epochs = r->bad_epochs,
+                          .config_text = r->config_text,
+                          .log_text = r->log.data ? r->log.data : (char *)""};
+    tp.state_text = sums_text(&r->sums);
+    if (!tp.state_text) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory writing a checkpoint");
+    FmStatus st = fm_checkpoint_save(r->path[PATH_CHECKPOINT], &r->model->params, &tp, err);
+    fm_free(tp.state_text);
+    if (st == FM_OK) r->has_checkpoint = 1;
+    return st;
+}
+
+/* Keys that may differ between the start of a run and its resumption: they change how the
+ * run is carried out, not what it computes (threads: up to float rounding, see train.h). */
+static int resume_may_differ(const FmConfigKey *k) {
+    return strcmp(k->section, "train") == 0 && (strcmp(k->key, "threads") == 0 || strcmp(k->key, "checkpoint_every") == 0);
+}
+
+FmStatus fm_train_check_same_config(const char *saved_text, const FmConfig *cfg, const char *where, FmError *err) {
+    FmConfig saved;
+    FmStatus st = fm_config_init(&saved, err);
+    if (st != FM_OK) return st;
+    FmError e;
+    if (fm_config_load_string(&saved, saved_text, where, &e) != FM_OK) {
+        fm_config_free(&saved);
+        return FM_FAIL(err, e.code == FM_ERR_NOMEM ? FM_ERR_NOMEM : FM_ERR_FORMAT, where,
+                       "unreadable configuration: %s", e.message);
+    }
+    int n;
+    const FmConfigKey *keys = fm_config_schema(&n);
+    for (int i = 0; i < n && st == FM_OK; i++) {
+        if (resume_may_differ(&keys[i])) continue;
+        char name[128];
+        snprintf(name, sizeof name, "%s.%s", keys[i].section, keys[i].key);
+        const char *a = fm_config_text(&saved, name), *b = fm_config_text(cfg, name);
+        if (strcmp(a, b) != 0)
+            st = FM_FAIL(err, FM_ERR_MISMATCH, where, "the run was made with %s = %s, now %s = %s", name,
+                         a[0] ? a : "(empty)", name, b[0] ? b : "(empty)");
+    }
+    fm_config_free(&saved);
+    return st;
+}
+
+static FmStatus check_same_config(Run *r, const char *saved_text, FmError *err) {
+    FmStatus st = fm_train_check_same_config(saved_text, r->cfg, r->path[PATH_CHECKPOINT], err);
+    if (st == FM_ERR_MISMATCH)
+        fm_error_prefix(err, "cannot resume");
+    if (st == FM_ERR_MISMATCH && err) {
+        size_t len = strlen(err->message);
+        snprintf(err->message + len, sizeof err->message - len,
+                 "; resume with the configuration it started with (config.ini of the run), or start a new run");
+    }
+    return st;
+}
+
+/* Loads the checkpoint when resuming; returns FM_OK with r->has_checkpoint 0 when there is
+ * none. */
+static FmStatus load_checkpoint(Run *r, FmError *err) {
+    if (!r->opt->resume || !file_exists(r->path[PATH_CHECKPOINT])) return FM_OK;
+    FmTrainProgress tp;
+    FmStatus st = fm_checkpoint_load(r->path[PATH_CHECKPOINT], &r->model->params, &tp, err);
+    if (st != FM_OK) return st;
+    st = check_same_config(r, tp.config_text, err);
+    if (st == FM_OK && sums_parse(tp.state_text, &r->sums) != 0)
+        st = FM_FAIL(err, FM_ERR_FORMAT, r->path[PATH_CHECKPOINT], "unreadable training state");
+    long pos = tp.steps_done - tp.epochs_done * r->steps_per_epoch;
+    if (st == FM_OK && (tp.epochs_done < 0 || tp.epochs_done > r->epochs || pos < 0 || pos > r->steps_per_epoch))
+        st = FM_FAIL(err, FM_ERR_FORMAT, r->path[PATH_CHECKPOINT], "position epoch %ld, step %ld does not fit the run",
+                     tp.epochs_done, tp.steps_done);
+    if (st == FM_OK) {
+        r->epochs_done = tp.epochs_done;
+        r->steps_done = tp.steps_done;
+        r->best_metric = tp.best_metric;
+        r->best_epoch = tp.best_epoch;
+        r->bad_epochs = tp.bad_epochs;
+        fm_strbuf_free(&r->log);
+        fm_strbuf_init(&r->log);
+        fm_strbuf_append(&r->log, tp.log_text ? tp.log_text : "");
+        if (r->log.failed) st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+        r->has_checkpoint = 1;
+    }
+    fm_train_progress_free(&tp);
+    return st;
+}
+
+/* ---- training ---- */
+
+/* Trains optimiser steps [first, steps_per_epoch) of epoch `e` (0-based). */
+static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
+    FmRng order = fm_rng_split(&r->root, STREAM_ORDER), fwd_base = fm_rng_split(&r->root, STREAM_FORWARD);
+    FmRng order_e = fm_rng_split(&order, (uint64_t)e), fwd_e = fm_rng_split(&fwd_base, (uint64_t)e);
+    for (int64_t i = 0; i < r->n_train; i++) r->perm[i] = (size_t)i;
+    fm_rng_shuffle(&order_e, r->perm, (size_t)r->n_train);
+    FmParams *p = &r->model->params;
+    const FmModelConfig *mc = &r->model->cfg;
+    for (long s = first; s < r->steps_per_epoch; s++) {
+        double t0 = now_s();
+        fm_params_zero_grad(p);
+        long j0 = s * r->accumulation, j1 = j0 + r->accumulation;
+        if (j1 > r->batches_per_epoch) j1 = r->batches_per_epoch;
+        for (long j = j0; j < j1; j++) {
+            int64_t start = (int64_t)j * r->B;
+            int n = (int)(r->n_train - start < r->B ? r->n_train - start : r->B);
+            for (int k = 0; k < n; k++) r->batch_idx[k] = r->train[r->perm[start + k]];
+            FmStatus st = fm_train_batch_make(&r->tb, &r->cohort, &r->spec, r->split, r->batch_idx, n, err);
+            if (st != FM_OK) return st;
+            FmRng rng = fm_rng_split(&fwd_e, (uint64_t)j);
+            FmModelLoss loss;
+            st = fm_model_forward(r->model, r->ws, &r->tb.view, 1, &rng, &loss, err);
+            if (st == FM_ERR_NUMERIC) return FM_ERR_NUMERIC;
+            if (st != FM_OK) return st;
+            fm_model_backward(r->model, r->ws);
+            r->sums.stays += n;
+            r->sums.total += loss.total * n;
+            r->sums.task += loss.task * n;
+            for (int t = 0; t < mc->n_tasks; t++) r->sums.part[t] += loss.task_loss[t] * n;
+            r->sums.balance += loss.balance * n;
+            r->sums.entropy += loss.entropy * n;
+        }
+        /* The mean of the group's batch gradients, as if it were one larger batch. */
+        float scale = 1.0f / (float)(j1 - j0);
+        if (j1 - j0 > 1)
+            for (size_t i = 0; i < p->total; i++) p->grad[i] *= scale;
+        double norm = r->clip > 0.0 ? fm_params_clip_grad(p, r->clip) : fm_params_grad_norm(p);
+        if (!isfinite(norm)) {
+            FM_FAIL(err, FM_ERR_NUMERIC, NULL, "the gradient norm is not finite");
+            return FM_ERR_NUMERIC;
+        }
+        r->sums.lr = fm_lr_at(&r->sched, r->steps_done);
+        r->adam.lr = (float)r->sums.lr;
+        fm_adam_step(p, &r->adam, r->steps_done + 1);
+        r->steps_done++;
+        r->sums.train_s += now_s() - t0;
+        FmTrainEvent ev = {.kind = FM_TRAIN_EVENT_STEP,
+                           .epoch = e + 1,
+                           .step = r->steps_done,
+                           .loss = r->sums.total / r->sums.stays,
+                           .stays_per_s = r->sums.train_s > 0 ? r->sums.stays / r->sums.train_s : 0.0,
+                           .lr = r->sums.lr};
+        notify(r, &ev);
+        int interrupted = fm_interrupt_requested() != 0;
+        int periodic = r->checkpoint_every > 0 && (s + 1) % r->checkpoint_every == 0 && s + 1 < r->steps_per_epoch;
+        if (interrupted || periodic) {
+            FmStatus st = save_checkpoint(r, err);
+            if (st != FM_OK) return st;
+            if (interrupted)
+                return FM_FAIL(err, FM_ERR_INTERRUPTED, r->opt->out_dir,
+                               "interrupted by signal %d in epoch %d after optimiser step %ld; checkpoint saved, "
+                               "continue with --resume",
+                               fm_interrupt_requested(), e + 1, r->steps_done);
+        }
+    }
+    return FM_OK;
+}
+
+/* Validation after epoch e: the epoch's record, selection, best model, log, checkpoint. */
+static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
+    const FmModelConfig *mc = &r->model->cfg;
+    memset(rec, 0, sizeof *rec);
+    rec->epoch = e + 1;
+    rec->lr = r->sums.lr;
+    double n = r->sums.stays > 0 ? r->sums.stays : 1.0;
+    rec->train_loss = r->sums.total / n;
+    rec->train_task = r->sums.task / n;
+    for (int t = 0; t < mc->n_tasks; t++) rec->train_task_loss[t] = r->sums.part[t] / n;
+    rec->train_balance = r->sums.balance / n;
+    rec->train_entropy = r->sums.entropy / n;
+    rec->train_s = r->sums.train_s;
+    rec->stays_per_s = r->sums.train_s > 0 ? r->sums.stays / r->sums.train_s : NAN;
+
+    double t0 = now_s();
+    FmEvaluateLoss vloss;
+    fm_evaluate_usage_clear(&r->usage);
+    FmEvaluateOptions eo = {.usage = &r->usage, .loss = &vloss};
+    FmStatus st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->cohort, &r->spec, r->split, r->val, r->n_val, &eo,
+                                      &r->val_pred, err);
+    if (st == FM_OK) st = fm_evaluate_summarise(mc, &r->val_pred, rec->val, err);
+    if (st != FM_OK) return st;
+    rec->val_loss = vloss.total;
+    int higher;
+    rec->select = fm_evaluate_select_value(mc, rec->val, r->select, vloss.total, &higher);
+    for (int l = 0; l < mc->layers; l++) {
+        rec->usage_entropy[l] = fm_evaluate_usage_entropy(&r->usage, l, -1);
+        rec->usage_dead[l] = fm_evaluate_usage_dead(&r->usage, l, -1);
+    }
+    int improved = r->best_epoch == 0 ||
+                   (isfinite(rec->select) &&
+                    (!isfinite(r->best_metric) || (higher ? rec->select > r->best_metric : rec->select < r->best_metric)));
+    if (improved) {
+        r->best_epoch = e + 1;
+        r->best_metric = rec->select;
+        r->bad_epochs = 0;
+        r->info.best_epoch = e + 1;
+        if ((st = fm_evaluate_choose_thresholds(mc, &r->val_pred, r->info.threshold, err)) != FM_OK) return st;
+        st = fm_train_model_save(r->path[PATH_MODEL], r->model, &r->cohort, r->split, &r->spec, &r->info, err);
+        if (st != FM_OK) return st;
+    } else {
+        r->bad_epochs++;
+    }
+    rec->best = improved;
+    rec->val_s = now_s() - t0;
+    r->sums.val_s += rec->val_s;
+    fm_train_log_row(&r->log, mc, rec);
+    if (r->log.failed) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the epoch log");
+    if ((st = fm_atomic_write_all(r->path[PATH_EPOCHS], r->log.data, r->log.len, err)) != FM_OK) return st;
+    /* The epoch is complete: its sums go into the run's totals and start over. */
+    r->epochs_done = e + 1;
+    Sums next = {.total_train_s = r->sums.total_train_s + r->sums.train_s,
+                 .val_s = r->sums.val_s,
+                 .lr = r->sums.lr};
+    r->sums = next;
+    return save_checkpoint(r, err);
+}
+
+static int finished_training(const Run *r) {
+    return r->epochs_done >= r->epochs || (r->patience > 0 && r->bad_epochs >= r->patience);
+}
+
+/* ---- the test part ---- */
+
+static FmStatus write_timing(Run *r, FmError *err) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+    double stays = (double)r->n_train * (double)r->epochs_done;
+    FmStatus st = fm_json_add_number(root, "train_seconds", r->sums.total_train_s, err);
+    if (st == FM_OK) st = fm_json_add_number(root, "val_seconds", r->sums.val_s, err);
+    if (st == FM_OK) st = fm_json_add_number(root, "test_seconds", r->sums.test_s, err);
+    if (st == FM_OK) st = fm_json_add_number(root, "epochs_run", (double)r->epochs_done, err);
+    if (st == FM_OK)
+        st = fm_json_add_number(root, "train_stays_per_s", r->sums.total_train_s > 0 ? stays / r->sums.total_train_s : NAN,
+                                err);
+    if (st == FM_OK) st = fm_json_write(root, r->path[PATH_TIMING], err);
+    cJSON_Delete(root);
+    return st;
+}
+
+static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
+    FmTrainEvent ev = {.kind = FM_TRAIN_EVENT_TEST, .epoch = (int)r->epochs_done, .step = r->steps_done,
+                       .best_epoch = (int)r->best_epoch};
+    notify(r, &ev);
+    double t0 = now_s();
+    /* The best epoch's parameters and thresholds, as the model file holds them. */
+    FmStatus st = fm_model_file_load_params(r->path[PATH_MODEL], r->model, err);
+    FmTrainInfo saved;
+    if (st == FM_OK) st = fm_train_model_read_info(r->path[PATH_MODEL], r->spec.n_labels, &saved, err);
+    if (st != FM_OK) return st;
+    memcpy(r->info.threshold, saved.threshold, sizeof saved.threshold);
+    fm_train_info_free(&saved);
+    const FmConfig *cfg = r->cfg;
+    double missing = fm_config_float(cfg, "eval.missing_rate");
+    uint64_t seed = (uint64_t)fm_config_int(cfg, "train.seed");
+    FmEvaluateOptions eo = {.missing_rate = missing, .seed = seed};
+    st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->cohort, &r->spec, r->split, r->test, r->n_test, &eo,
+                             &r->test_pred, err);
+    if (st != FM_OK) return st;
+    cJSON *root = cJSON_CreateObject(), *run = NULL, *tasks = NULL;
+    if (root && (run = cJSON_AddObjectToObject(root, "run"))) tasks = cJSON_AddObjectToObject(root, "tasks");
+    if (!tasks) {
+        cJSON_Delete(root);
+        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+    }
+    if (!(st = fm_json_add_string(run, "cohort", r->cohort_path, err)) &&
+        !(st = fm_json_add_number(run, "split", r->split, err)) && !(st = fm_json_add_string(run, "part", "test", err)) &&
+        !(st = fm_json_add_number(run, "n_stays", (double)r->n_test, err)) &&
+        !(st = fm_json_add_number(run, "n_train_stays", (double)r->n_train, err)) &&
+        !(st = fm_json_add_number(run, "missing_rate", missing, err)) &&
+        !(st = fm_json_add_number(run, "seed", (double)seed, err)) &&
+        !(st = fm_json_add_number(run, "epochs_run", (double)r->epochs_done, err)) &&
+        !(st = fm_json_add_number(run, "best_epoch", (double)r->best_epoch, err)) &&
+        !(st = fm_json_add_string(run, "select_metric", fm_config_string(cfg, "train.select_metric"), err)) &&
+        !(st = fm_json_add_number(run, "select_value", r->best_metric, err))) {
+        FmReportOptions ro = {.bootstrap = (int)fm_config_int(cfg, "eval.bootstrap"),
+                              .seed = seed,
+                              .los_log_offset_days = r->cohort.settings.los_log_offset_days};
+        st = fm_evaluate_report(tasks, &r->model->cfg, r->info.label_ptr, &r->test_pred, r->info.threshold, &ro, err);
+    }
+    if (st == FM_OK) st = fm_json_add_config(root, "config", cfg, err);
+    if (st == FM_OK)
+        st = fm_evaluate_write_predictions(r->path[PATH_PREDICTIONS], &r->test_pred, r->info.label_ptr, 1, err);
+    r->sums.test_s = now_s() - t0;
+    if (st == FM_OK) st = write_timing(r, err);
+    /* metrics.json last: its presence marks the run complete. */
+    if (st == FM_OK) st = fm_json_write(root, r->path[PATH_METRICS], err);
+    cJSON_Delete(root);
+    if (st != FM_OK) return st;
+    if (r->has_checkpoint) unlink(r->path[PATH_CHECKPOINT]);
+    res->epochs_run = (int)r->epochs_done;
+    res->best_epoch = (int)r->best_epoch;
+    res->stopped_early = r->epochs_done < r->epochs;
+    res->select_value = r->best_metric;
+    res->train_seconds = r->sums.total_train_s;
+    return FM_OK;
+}
+
+FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *err) {
+    memset(res, 0, sizeof *res);
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.opt = opt;
+    r.cfg = opt->cfg;
+    fm_strbuf_init(&r.log);
+    FmStatus st = FM_OK;
+    char metrics[FM_PATH_MAX];
+    if (snprintf(metrics, sizeof metrics, "%s/%s", opt->out_dir, FM_TRAIN_METRICS_FILE) < (int)sizeof metrics &&
+        opt->resume && file_exists(metrics)) {
+        /* Complete already: only if it was made with this configuration. */
+        char path[FM_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", opt->out_dir, FM_TRAIN_CONFIG_FILE);
+        char *text = NULL;
+        if ((st = fm_config_check(opt->cfg, err)) == FM_OK && (st = fm_train_folder_read(path, &text, err)) == FM_OK)
+            st = fm_train_check_same_config(text, opt->cfg, path, err);
+        fm_free(text);
+        if (st == FM_OK) res->already_complete = 1;
+        else if (st == FM_ERR_MISMATCH) fm_error_prefix(err, "the complete run in %s", opt->out_dir);
+        return st;
+    }
+    if ((st = setup(&r, err)) != FM_OK) goto done;
+    if ((st = fm_train_folder_create(opt->out_dir, err)) != FM_OK) goto done;
+    if ((st = load_checkpoint(&r, err)) != FM_OK) goto done;
+    if (!r.has_checkpoint) {
+        fm_train_log_header(&r.log, &r.model->cfg);
+        if (r.log.failed) {
+            st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+            goto done;
+        }
+    }
+    if ((st = fm_config_write(r.cfg, r.path[PATH_CONFIG], err)) != FM_OK) goto done;
+    FmTrainEvent start = {.kind = FM_TRAIN_EVENT_START,
+                          .epoch = (int)r.epochs_done + 1,
+                          .step = r.steps_done,
+                          .n_train = r.n_train,
+                          .n_val = r.n_val,
+                          .n_test = r.n_test,
+                          .n_params = fm_params_count(&r.model->params),
+                          .resumed = r.has_checkpoint};
+    notify(&r, &start);
+    while (!finished_training(&r)) {
+        int e = (int)r.epochs_done;
+        long first = r.steps_done - r.epochs_done * r.steps_per_epoch;
+        st = train_epoch(&r, e, first, err);
+        if (st == FM_ERR_NUMERIC) {
+            char last[FM_PATH_MAX + 96];
+            if (r.has_checkpoint)
+                snprintf(last, sizeof last, "the last good checkpoint, %s, is kept", r.path[PATH_CHECKPOINT]);
+            else
+                snprintf(last, sizeof last, "no checkpoint had been written yet");
+            char what[512];
+            snprintf(what, sizeof what, "%s", err ? err->message : "");
+            st = FM_FAIL(err, FM_ERR_NUMERIC, opt->out_dir,
+                         "epoch %d, optimiser step %ld: %s; training stopped (lower train.lr or check the data); %s",
+                         e + 1, r.steps_done + 1, what, last);
+            goto done;
+        }
+        if (st != FM_OK) goto done;
+        FmEpochRecord rec;
+        if ((st = end_epoch(&r, e, &rec, err)) != FM_OK) goto done;
+        FmTrainEvent ev = {.kind = FM_TRAIN_EVENT_EPOCH,
+                           .epoch = e + 1,
+                           .step = r.steps_done,
+                           .loss = rec.train_loss,
+                           .stays_per_s = rec.stays_per_s,
+                           .lr = rec.lr,
+                           .record = &rec,
+                           .select_name = fm_config_string(r.cfg, "train.select_metric"),
+                           .best_epoch = (int)r.best_epoch,
+                           .stopping = finished_training(&r) && r.epochs_done < r.epochs};
+        notify(&r, &ev);
+        if (fm_interrupt_requested()) {
+            st = FM_FAIL(err, FM_ERR_INTERRUPTED, opt->out_dir,
+                         "interrupted by signal %d after epoch %d; checkpoint saved, continue with --resume",
+                         fm_interrupt_requested(), e + 1);
+            goto done;
+        }
+    }
+    st = test_and_report(&r, res, err);
+done:
+    run_free(&r);
+    return st;
+}
