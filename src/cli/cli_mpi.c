@@ -8,6 +8,7 @@
 #include <mpi.h>
 
 #include "src/mpi/dist_mpi.h"
+#include "src/mpi/job_pool_mpi.h"
 
 static int g_started;
 static FmDist g_dist;
@@ -51,6 +52,16 @@ _Noreturn void fm_cli_abort(int status) {
     exit(status);
 }
 
+FmJobRunner fm_cli_job_runner(void) { return fm_cli_dist() ? fm_job_pool_mpi_run : NULL; }
+
+void fm_cli_serve_jobs(void) {
+    if (fm_cli_dist()) fm_job_pool_mpi_serve();
+}
+
+void fm_cli_stop_jobs(void) {
+    if (fm_cli_dist()) fm_job_pool_mpi_stop();
+}
+
 #else
 
 int fm_cli_mpi_begin(int *argc, char ***argv) {
@@ -66,5 +77,11 @@ FmDist *fm_cli_dist(void) { return NULL; }
 int fm_cli_is_rank0(void) { return 1; }
 
 _Noreturn void fm_cli_abort(int status) { exit(status); }
+
+FmJobRunner fm_cli_job_runner(void) { return NULL; }
+
+void fm_cli_serve_jobs(void) {}
+
+void fm_cli_stop_jobs(void) {}
 
 #endif

@@ -7,6 +7,7 @@
 #define FM_CLI_MPI_H
 
 #include "src/dist.h"
+#include "src/job_pool.h"
 
 /* Starts MPI if the process was launched as a rank (see above). Returns 0, or -1 after
  * printing why it could not. */
@@ -20,6 +21,12 @@ FmDist *fm_cli_dist(void);
 
 /* 1 on rank 0 (or without MPI): the rank that prints progress, results and errors. */
 int fm_cli_is_rank0(void);
+
+/* Ablations over the ranks (src/mpi/job_pool_mpi.h): the runner rank 0 hands to
+ * fm_ablate_run (NULL without MPI), the loop of the other ranks, and its end. */
+FmJobRunner fm_cli_job_runner(void);
+void fm_cli_serve_jobs(void);
+void fm_cli_stop_jobs(void);
 
 /* Ends the job on every rank with `status` (MPI_Abort when MPI runs; else exit). For a rank
  * that cannot go on while the others wait in a collective. */
