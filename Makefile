@@ -46,8 +46,8 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
-MPI_TEST_BIN := $(MPI_TEST_SRC:tests/mpi/%.c=$(BUILD)/tests/mpi/%)
-MPI_PROG_BIN := $(MPI_PROG_SRC:tests/mpi/%.c=$(BUILD)/tests/mpi/%)
+MPI_TEST_BIN := $(MPI_TEST_SRC:tests/mpi/%.c=$(BUILD)/tests/%)
+MPI_PROG_BIN := $(MPI_PROG_SRC:tests/mpi/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libfusemoe.a
 CLI      := $(BUILD)/fusemoe
 
@@ -77,7 +77,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests/mpi/%: $(BUILD)/obj/tests/mpi/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+$(MPI_TEST_BIN) $(MPI_PROG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/mpi/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD  $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(LIB) $(LDLIBS)

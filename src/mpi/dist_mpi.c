@@ -23,16 +23,18 @@ static void chunk(size_t n, int P, int c, size_t *lo, size_t *len) {
     *len = q + ((size_t)c < r ? 1 : 0);
 }
 
+/* One ring step. At least one message each way even when a chunk is empty, so that every
+ * rank's k-th receive matches its neighbour's k-th send. */
 static void sendrecv_floats(const float *send, size_t n_send, float *recv, size_t n_recv, int to, int from) {
     size_t done_s = 0, done_r = 0;
-    while (done_s < n_send || done_r < n_recv) {
+    do {
         int s = (int)(n_send - done_s < PIECE ? n_send - done_s : PIECE);
         int r = (int)(n_recv - done_r < PIECE ? n_recv - done_r : PIECE);
         MPI_Sendrecv(send + done_s, s, MPI_FLOAT, to, 71, recv + done_r, r, MPI_FLOAT, from, 71, MPI_COMM_WORLD,
                      MPI_STATUS_IGNORE);
         done_s += (size_t)s;
         done_r += (size_t)r;
-    }
+    } while (done_s < n_send || done_r < n_recv);
 }
 
 static int ensure(Ctx *c, size_t floats) {
