@@ -145,8 +145,8 @@ START_TEST(test_mpi_train_matches_one_process) {
         ck_assert_msg(fm_study_same_file(a, b), "%s differs between two 2-rank runs", same[i]);
     }
     /* Against one process: the same micro-batches, only the gradient sum rounds otherwise
-     * (observed 4.5e-6 after 2 epochs of 3 steps; a lost or doubled micro-batch moves
-     * parameters by 1e-3 and more). Both runs are deterministic, so this is one number. */
+     * (observed 4.5e-6 after 2 epochs of 3 steps; Adam moves a parameter by about
+     * train.lr = 4e-4 per step, the scale at which a wrong gradient would show). Both runs are deterministic, so this is one number. */
     in(a, sizeof a, one, "model.h5");
     in(b, sizeof b, two, "model.h5");
     double d = max_param_diff(a, b);
