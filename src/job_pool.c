@@ -15,6 +15,10 @@ pid_t fm_job_start(const FmJob *job) {
     if (fd < 0) return -1;
     pid_t pid = fork();
     if (pid == 0) {
+        /* A process group of its own: Ctrl-C on the terminal reaches only the pool's process,
+         * which stops the jobs with one SIGTERM each (a job that got the terminal's SIGINT too
+         * would take the second signal as "stop now" and lose its checkpoint). */
+        setpgid(0, 0);
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         close(fd);

@@ -2,7 +2,8 @@
  *
  * Used by ablations: every run of a grid is its own process (its own memory, its own failure),
  * so runs cannot influence each other and the results do not depend on how many run at once.
- * Each job's stdout and stderr go to its own log file. */
+ * Each job's stdout and stderr go to its own log file, and each job runs in a process group of
+ * its own, so that signals from the terminal reach only the pool's process. */
 #ifndef FM_JOB_POOL_H
 #define FM_JOB_POOL_H
 

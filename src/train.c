@@ -9,7 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "models/compete_schedule.h"
 #include "models/model_file.h"
+#include "models/moe_compete.h"
+#include "models/moe_diagnostics.h"
 #include "preprocessing/cohort.h"
 #include "src/alloc.h"
 #include "src/atomic_file.h"
@@ -48,6 +51,8 @@ typedef struct {
     double total_train_s;        /* seconds of training over the run */
     double val_s, test_s;        /* seconds of validation over the run, and of the test */
     double lr;                   /* rate of the last step */
+    /* competition this epoch: (step, layer) pairs, batches that competed, their loss sums */
+    double compete_layer_steps, compete_batches, compete_router, compete_diversity, compete_balance;
 } Sums;
 
 typedef struct {
@@ -80,6 +85,9 @@ typedef struct {
     FmAdamConfig adam;
     double clip;
     FmSelectMetric select;
+    int compete; /* competition.enabled */
+    FmCompeteSchedule compete_schedule;
+    FmCompeteSettings compete_settings;
     /* position */
     long epochs_done, steps_done, best_epoch, bad_epochs;
     double best_metric;
@@ -288,7 +296,21 @@ static FmStatus setup(Run *r, FmError *err) {
     int cap = r->B;
     FmModelShape shape;
     fm_train_batch_shape(&r->cohort, &r->spec, cap, &shape);
-    if ((st = fm_model_workspace_create(&r->ws, r->model, &shape, err)) ||
+    r->compete = fm_config_bool(cfg, "competition.enabled");
+    if (r->compete) {
+        /* The schedule draws from its own stream of train.seed, step by step. */
+        if ((st = fm_compete_schedule_init(&r->compete_schedule, fm_config_float(cfg, "competition.warmup_fraction"),
+                                           fm_config_float(cfg, "competition.omega"),
+                                           (int)fm_config_int(cfg, "competition.max_layers"), r->total_steps,
+                                           (uint64_t)fm_config_int(cfg, "train.seed"), err)) != FM_OK)
+            return st;
+        r->compete_settings = fm_compete_settings_default();
+        r->compete_settings.router_coef = (float)fm_config_float(cfg, "competition.router_coef");
+        r->compete_settings.diversity_coef = (float)fm_config_float(cfg, "competition.diversity_coef");
+        r->compete_settings.balance_coef = (float)fm_config_float(cfg, "competition.balance_coef");
+    }
+    if ((st = (r->compete ? fm_model_workspace_create_compete : fm_model_workspace_create)(&r->ws, r->model, &shape,
+                                                                                          err)) ||
         (st = fm_train_batch_alloc(&r->tb, &r->cohort, &r->spec, cap, err)) ||
         (st = fm_evaluate_predictions_alloc(&r->val_pred, r->n_val, r->spec.n_labels, err)) ||
         (st = fm_evaluate_predictions_alloc(&r->test_pred, r->n_test, r->spec.n_labels, err)) ||
@@ -318,9 +340,11 @@ static FmStatus setup(Run *r, FmError *err) {
 static char *sums_text(const Sums *s) {
     FmStrBuf b;
     fm_strbuf_init(&b);
-    const double v[] = {s->stays, s->total, s->task, s->balance, s->entropy, s->train_s, s->total_train_s,
-                        s->val_s, s->test_s, s->lr};
-    fm_strbuf_append(&b, "sums1");
+    const double v[] = {s->stays,          s->total,           s->task,           s->balance,
+                        s->entropy,        s->train_s,         s->total_train_s,  s->val_s,
+                        s->test_s,         s->lr,              s->compete_layer_steps, s->compete_batches,
+                        s->compete_router, s->compete_diversity, s->compete_balance};
+    fm_strbuf_append(&b, "sums2");
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
         fm_strbuf_append(&b, " ");
         fm_strbuf_append_double(&b, v[i]);
@@ -335,10 +359,12 @@ static char *sums_text(const Sums *s) {
 static int sums_parse(const char *text, Sums *s) {
     memset(s, 0, sizeof *s);
     if (!text || !text[0]) return 0;
-    if (strncmp(text, "sums1", 5) != 0) return -1;
+    if (strncmp(text, "sums2", 5) != 0) return -1;
     const char *p = text + 5;
-    double *v[] = {&s->stays, &s->total, &s->task, &s->balance, &s->entropy, &s->train_s, &s->total_train_s,
-                   &s->val_s, &s->test_s, &s->lr};
+    double *v[] = {&s->stays,          &s->total,          &s->task,           &s->balance,
+                   &s->entropy,        &s->train_s,        &s->total_train_s,  &s->val_s,
+                   &s->test_s,         &s->lr,             &s->compete_layer_steps, &s->compete_batches,
+                   &s->compete_router, &s->compete_diversity, &s->compete_balance};
     for (size_t i = 0; i < sizeof v / sizeof *v + FM_MAX_TASKS; i++) {
         char *end;
         double x = strtod(p, &end);
@@ -488,6 +514,14 @@ static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
     for (long s = first; s < r->steps_per_epoch; s++) {
         double t0 = now_s();
         fm_params_zero_grad(p);
+        if (r->compete) {
+            /* The layers that compete on this optimiser step (all its batches). */
+            uint8_t mask[FM_MODEL_MAX_LAYERS];
+            int n = fm_compete_schedule_draw(&r->compete_schedule, r->steps_done, mc->layers, mask);
+            FmStatus st = fm_model_set_competition(r->ws, r->model, n ? mask : NULL, &r->compete_settings, err);
+            if (st != FM_OK) return st;
+            r->sums.compete_layer_steps += n;
+        }
         long j0 = s * r->accumulation, j1 = j0 + r->accumulation;
         if (j1 > r->batches_per_epoch) j1 = r->batches_per_epoch;
         /* One process adds each micro-batch's loss into the epoch's sums; ranks add theirs
@@ -512,21 +546,34 @@ static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
             for (int t = 0; t < mc->n_tasks; t++) into->part[t] += loss.task_loss[t] * n;
             into->balance += loss.balance * n;
             into->entropy += loss.entropy * n;
+            if (loss.competed) {
+                into->compete_batches += 1;
+                into->compete_router += loss.compete_router;
+                into->compete_diversity += loss.compete_diversity;
+                into->compete_balance += loss.compete_balance;
+            }
         }
         if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
         if (ranks > 1) {
             /* The step's gradient: the ranks' sums of their micro-batch gradients, added in a
              * fixed order (src/dist.h); then the loss sums likewise. */
             fm_dist_sum_floats(r->dist, p->grad, p->total);
-            double v[5 + FM_MAX_TASKS] = {step.stays, step.total, step.task, step.balance, step.entropy};
-            for (int t = 0; t < FM_MAX_TASKS; t++) v[5 + t] = step.part[t];
-            fm_dist_sum_doubles(r->dist, v, 5 + FM_MAX_TASKS);
+            enum { NV = 9 };
+            double v[NV + FM_MAX_TASKS] = {step.stays,   step.total,           step.task,
+                                           step.balance, step.entropy,         step.compete_batches,
+                                           step.compete_router, step.compete_diversity, step.compete_balance};
+            for (int t = 0; t < FM_MAX_TASKS; t++) v[NV + t] = step.part[t];
+            fm_dist_sum_doubles(r->dist, v, NV + FM_MAX_TASKS);
             r->sums.stays += v[0];
             r->sums.total += v[1];
             r->sums.task += v[2];
             r->sums.balance += v[3];
             r->sums.entropy += v[4];
-            for (int t = 0; t < mc->n_tasks; t++) r->sums.part[t] += v[5 + t];
+            r->sums.compete_batches += v[5];
+            r->sums.compete_router += v[6];
+            r->sums.compete_diversity += v[7];
+            r->sums.compete_balance += v[8];
+            for (int t = 0; t < mc->n_tasks; t++) r->sums.part[t] += v[NV + t];
         }
         /* The mean of the group's batch gradients, as if it were one larger batch. */
         float scale = 1.0f / (float)(j1 - j0);
@@ -590,6 +637,28 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
     if (st == FM_OK) st = fm_evaluate_summarise(mc, &r->val_pred, rec->val, err);
     if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
     rec->val_loss = vloss.total;
+    rec->compete = r->compete;
+    if (r->compete) {
+        double nb = r->sums.compete_batches;
+        rec->compete_layer_steps = (long)r->sums.compete_layer_steps;
+        rec->compete_router = nb > 0 ? r->sums.compete_router / nb : NAN;
+        rec->compete_diversity = nb > 0 ? r->sums.compete_diversity / nb : NAN;
+        rec->compete_balance = nb > 0 ? r->sums.compete_balance / nb : NAN;
+        /* Collapse diagnostics on the first validation batch (after the usage counts above),
+         * by rank 0, whose block of validation stays starts with it. */
+        FmMoeProbe probe[FM_MODEL_MAX_LAYERS];
+        int n_probe = (int)(r->n_val < r->tb.cap ? r->n_val : r->tb.cap);
+        if (r->writer &&
+            (st = fm_train_batch_make(&r->tb, &r->cohort, &r->spec, r->split, r->val, n_probe, err)) == FM_OK)
+            st = fm_model_probe_experts(r->model, r->ws, &r->tb.view, probe, err);
+        if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
+        for (int l = 0; l < mc->layers && r->writer; l++) {
+            rec->similarity[l] = probe[l].similarity;
+            rec->agreement[l] = probe[l].agreement;
+        }
+        fm_dist_broadcast(r->dist, rec->similarity, sizeof rec->similarity);
+        fm_dist_broadcast(r->dist, rec->agreement, sizeof rec->agreement);
+    }
     int higher;
     rec->select = fm_evaluate_select_value(mc, rec->val, r->select, vloss.total, &higher);
     for (int l = 0; l < mc->layers; l++) {
@@ -765,7 +834,7 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
     if ((st = fm_dist_agree(r.dist, st, err)) != FM_OK) goto done;
     if ((st = load_checkpoint(&r, err)) != FM_OK) goto done;
     if (!r.has_checkpoint) {
-        fm_train_log_header(&r.log, &r.model->cfg);
+        fm_train_log_header(&r.log, &r.model->cfg, r.compete);
         if (r.log.failed) {
             st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
             goto done;

@@ -12,7 +12,9 @@
  *     train.accumulation consecutive batches are averaged into one optimiser step (an epoch's
  *     last step may average fewer); global norm clipping (train.clip_norm); AdamW (src/params.h)
  *     at the rate of src/lr_schedule.h (warm-up over train.warmup_fraction of all steps, then
- *     constant or cosine decay to 0).
+ *     constant or cosine decay to 0). With competition.enabled, the layers that compete on an
+ *     optimiser step (all its batches) come from models/compete_schedule.h, drawn by step
+ *     number from train.seed.
  *  4. After each epoch: predictions on the validation part, the selection value
  *     (train.select_metric, src/evaluate_report.h), the epoch's row of epochs.csv. An epoch
  *     that improves on the best so far (strictly; the first epoch always counts) is written to

@@ -3,10 +3,12 @@
 
 #include <math.h>
 
-void fm_train_log_header(FmStrBuf *b, const FmModelConfig *mc) {
+void fm_train_log_header(FmStrBuf *b, const FmModelConfig *mc, int compete) {
     fm_strbuf_append(b, "epoch,lr,train_loss,train_task_loss");
     for (int t = 0; t < mc->n_tasks; t++) fm_strbuf_appendf(b, ",train_%s_loss", mc->task[t].name);
-    fm_strbuf_append(b, ",train_balance,train_entropy,val_loss");
+    fm_strbuf_append(b, ",train_balance,train_entropy");
+    if (compete) fm_strbuf_append(b, ",compete_layer_steps,train_compete_router,train_compete_diversity,train_compete_balance");
+    fm_strbuf_append(b, ",val_loss");
     for (int t = 0; t < mc->n_tasks; t++) {
         const char *n = mc->task[t].name;
         if (mc->task[t].kind == FM_TASK_REGRESSION)
@@ -15,7 +17,10 @@ void fm_train_log_header(FmStrBuf *b, const FmModelConfig *mc) {
             fm_strbuf_appendf(b, ",val_%s_auroc,val_%s_auprc,val_%s_f1", n, n, n);
     }
     fm_strbuf_append(b, ",select,best,train_s,val_s,stays_per_s");
-    for (int l = 0; l < mc->layers; l++) fm_strbuf_appendf(b, ",l%d_entropy,l%d_dead", l, l);
+    for (int l = 0; l < mc->layers; l++) {
+        fm_strbuf_appendf(b, ",l%d_entropy,l%d_dead", l, l);
+        if (compete) fm_strbuf_appendf(b, ",l%d_similarity,l%d_agreement", l, l);
+    }
     fm_strbuf_append(b, "\n");
 }
 
@@ -34,6 +39,12 @@ void fm_train_log_row(FmStrBuf *b, const FmModelConfig *mc, const FmEpochRecord 
     for (int t = 0; t < mc->n_tasks; t++) num(b, r->train_task_loss[t]);
     num(b, r->train_balance);
     num(b, r->train_entropy);
+    if (r->compete) {
+        fm_strbuf_appendf(b, ",%ld", r->compete_layer_steps);
+        num(b, r->compete_router);
+        num(b, r->compete_diversity);
+        num(b, r->compete_balance);
+    }
     num(b, r->val_loss);
     for (int t = 0; t < mc->n_tasks; t++) {
         const FmTaskSummary *s = &r->val[t];
@@ -55,6 +66,10 @@ void fm_train_log_row(FmStrBuf *b, const FmModelConfig *mc, const FmEpochRecord 
     for (int l = 0; l < mc->layers; l++) {
         num(b, r->usage_entropy[l]);
         fm_strbuf_appendf(b, ",%d", r->usage_dead[l]);
+        if (r->compete) {
+            num(b, r->similarity[l]);
+            num(b, r->agreement[l]);
+        }
     }
     fm_strbuf_append(b, "\n");
 }

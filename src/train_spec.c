@@ -130,9 +130,6 @@ FmStatus fm_train_spec_from_config(const FmConfig *cfg, const FmCohort *c, const
     memset(spec, 0, sizeof *spec);
     spec->model = fm_model_config_default();
     FmModelConfig *m = &spec->model;
-    if (fm_config_bool(cfg, "competition.enabled"))
-        return fail_key(cfg, err, FM_ERR_UNSUPPORTED, "competition.enabled",
-                        "competition training (CompeteSMoE) is not available in this build; set it to false");
 
     /* Modalities */
     char names[512];

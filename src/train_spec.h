@@ -54,8 +54,7 @@ typedef struct {
  * it: a modality or a task's label the cohort lacks (data.modalities, data.tasks), more than
  * FM_MODEL_MAX_MODALITIES modalities, sizes the model refuses (model.ref_points < 2,
  * model.layers above FM_MODEL_MAX_LAYERS, model.experts above FM_MOE_MAX_EXPERTS, a disjoint
- * router whose experts do not divide among the modalities), competition.enabled (not
- * available in this build: FM_ERR_UNSUPPORTED). Positive-class weights are 1 (see
+ * router whose experts do not divide among the modalities). Positive-class weights are 1 (see
  * fm_train_spec_class_weights). No allocation. */
 FmStatus fm_train_spec_from_config(const FmConfig *cfg, const FmCohort *c, const char *cohort_name,
                                    FmTrainSpec *spec, FmError *err);

@@ -233,6 +233,52 @@ START_TEST(test_train_resume_after_sigkill) {
 }
 END_TEST
 
+/* Competition (CompeteSMoE): the schedule draws per optimiser step, the epoch log carries the
+ * competition columns, and an interrupted run resumes to the same model. */
+START_TEST(test_train_competition) {
+    char dir[512], study[600], ref[600], out[600], p[700];
+    new_study(dir, sizeof dir, study, sizeof study,
+              "[competition]\nenabled = true\nomega = 0.5\nwarmup_fraction = 0.1\n");
+    snprintf(ref, sizeof ref, "%s/ref", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    FmError err;
+    ck_assert_msg(fm_study_train(study, LONGER, 2, ref, 0, NULL, NULL, &err) == FM_OK, "%s: %s", err.where,
+                  err.message);
+    path_in(p, sizeof p, ref, "epochs.csv");
+    char *text = fm_study_read(p, NULL);
+    ck_assert_ptr_nonnull(strstr(text, ",train_entropy,compete_layer_steps,train_compete_router,"));
+    ck_assert_ptr_nonnull(strstr(text, ",l0_dead,l0_similarity,l0_agreement\n"));
+    /* one layer, omega 0.5 over 18 steps after a 2-step warm-up: some steps competed */
+    long competed = 0;
+    int col = 0; /* the column of compete_layer_steps */
+    for (char *q = text; strncmp(q, "compete_layer_steps", 19) != 0; q++) col += *q == ',';
+    for (char *line = strchr(text, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        char *c = line;
+        for (int k = 0; k < col; k++) c = strchr(c, ',') + 1;
+        competed += strtol(c, NULL, 10);
+    }
+    ck_assert_msg(competed > 3 && competed < 18, "%ld layer-steps competed", competed);
+    fm_free(text);
+    fm_interrupt_install();
+    SignalAt s = {9, SIGINT};
+    ck_assert_int_eq(fm_study_train(study, LONGER, 2, out, 0, signal_at, &s, &err), FM_ERR_INTERRUPTED);
+    fm_interrupt_clear();
+    ck_assert_int_eq(fm_study_train(study, LONGER, 2, out, 1, NULL, NULL, &err), FM_OK);
+    assert_same(ref, out, "model.h5");
+    assert_same(ref, out, "metrics.json");
+    /* and competition changes the model */
+    char plain[600];
+    snprintf(plain, sizeof plain, "%s/plain", dir);
+    const char *off[] = {"train.epochs=3", "train.checkpoint_every=4", "competition.enabled=false"};
+    ck_assert_int_eq(fm_study_train(study, off, 3, plain, 0, NULL, NULL, &err), FM_OK);
+    char pa[700], pb[700];
+    path_in(pa, sizeof pa, ref, "model.h5");
+    path_in(pb, sizeof pb, plain, "model.h5");
+    ck_assert(!fm_study_same_file(pa, pb));
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 /* The CLI: SIGTERM from outside saves a checkpoint and exits with status 3; --resume ends the
  * run. */
 START_TEST(test_train_cli_interrupt_status) {
@@ -335,8 +381,8 @@ static const ConfigCase CONFIG_CASES[] = {
     {"cohort.h5", "[train]\nlr = 5\n", NULL, "lr = 5", "[train] lr: 5 is out of range", FM_ERR_CONFIG},
     {"cohort.h5", "[model]\nexpertz = 4\n", NULL, "expertz = 4", "did you mean \"experts\"", FM_ERR_CONFIG},
     {"cohort.h5", "[data]\nsplit = 7\n", NULL, "split = 7", "[data] split: 7, but the cohort", FM_ERR_CONFIG},
-    {"cohort.h5", "[competition]\nenabled = true\n", NULL, "enabled = true", "[competition] enabled: competition",
-     FM_ERR_UNSUPPORTED},
+    {"cohort.h5", "[competition]\nomega = 2\n", NULL, "omega = 2", "[competition] omega: 2 is out of range",
+     FM_ERR_CONFIG},
     {"cohort.h5", "[model]\nrouter = disjoint\n", NULL, "experts = 4", "[model] experts: 4 experts do not divide",
      FM_ERR_CONFIG},
     {"cohort.h5", NULL, "train.task_weights=1, 2", NULL, "2 weights for 3 tasks", FM_ERR_CONFIG},
@@ -671,6 +717,7 @@ static Suite *train_suite(void) {
     tcase_add_test(tc, test_train_deterministic);
     tcase_add_test(tc, test_train_resume_after_sigint);
     tcase_add_test(tc, test_train_resume_after_sigkill);
+    tcase_add_test(tc, test_train_competition);
     tcase_add_test(tc, test_train_cli_interrupt_status);
     tcase_add_test(tc, test_train_nonfinite_loss);
     tcase_add_loop_test(tc, test_train_config_errors, 0, (int)(sizeof CONFIG_CASES / sizeof *CONFIG_CASES));
