@@ -28,8 +28,9 @@ typedef void (*FmJobDone)(void *ctx, int index, int exit_status);
 FmStatus fm_job_pool_run(const FmJob *jobs, int n, int max_parallel, FmJobDone on_done, void *ctx,
                          FmError *err);
 
-/* Starts one job as a child process, its stdout and stderr to its log (truncated first), with
- * SIGINT and SIGTERM at their default actions until the program installs its own. Returns the
+/* Starts one job as a child process in a process group of its own, its stdout and stderr to
+ * its log (truncated first), with SIGINT and SIGTERM at their default actions until the
+ * program installs its own. Returns the
  * child's pid, or -1 with errno set. For runners that wait for their children themselves. */
 pid_t fm_job_start(const FmJob *job);
 
