@@ -170,6 +170,17 @@ START_TEST(test_eval_cohort_lacks_modality) {
     ck_assert_int_eq(fm_train_spec_from_model(&model->cfg, names, &c, "c.h5", 1, &spec, &err), FM_OK);
     ck_assert_int_eq(spec.label[1].derived, 1);
     ck_assert_float_eq(spec.label[1].log_cut, (float)log(2.5 + c.settings.los_log_offset_days));
+    /* channels are matched by name and order */
+    ck_assert_str_eq(norm.mod[0].name, "vitals");
+    char *saved = norm.mod[0].channel[1];
+    norm.mod[0].channel[1] = "Lactate";
+    ck_assert_int_eq(fm_train_model_use_norm(&c, "c.h5", &model->cfg, &norm, &err), FM_ERR_MISMATCH);
+    norm.mod[0].channel[1] = saved;
+    ck_assert_str_eq(err.where, "c.h5");
+    ck_assert_msg(strstr(err.message, "modality \"vitals\": channel 1 is \"") &&
+                      strstr(err.message, "\" here but \"Lactate\" in the model"),
+                  "%s", err.message);
+    ck_assert_int_eq(fm_train_model_use_norm(&c, "c.h5", &model->cfg, &norm, &err), FM_OK);
     fm_cohort_free(&c);
     fm_model_free(model);
     fm_norm_free(&norm);
