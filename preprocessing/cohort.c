@@ -35,6 +35,7 @@ void fm_cohort_free(FmCohort *c) {
     fm_free(c->label_mask);
     fm_free(c->saps_i);
     fm_free(c->sofa);
+    fm_free(c->loaded);
     fm_splits_free(c->split, c->n_splits);
     fm_free(c->settings.split_spec);
     fm_free(c->settings.sources);
@@ -113,6 +114,7 @@ FmStatus fm_cohort_layout_norm(const FmCohort *c, FmNorm *norm, FmError *err) {
 }
 
 FmStatus fm_cohort_fit_norm(const FmCohort *c, const uint8_t *part, FmNorm *norm, FmError *err) {
+    FM_ASSERT(c->loaded == NULL); /* statistics need every stay's rows */
     FmStatus st = fm_cohort_layout_norm(c, norm, err);
     if (st != FM_OK) return st;
     for (int m = 0; m < c->M; m++) {

@@ -88,6 +88,13 @@ typedef struct {
     FmCohortSettings settings;
     int has_external_norm; /* set by fm_cohort_use_norm */
     FmNorm external_norm;
+    /* (N) after fm_cohort_load_meta: 1 = the stay's rows are in memory; NULL = every stay's
+     * are (fm_cohort_load, a built cohort). With it, each modality's offset indexes the rows in
+     * memory: a stay not loaded has offset[i + 1] == offset[i] while count[i], present[i] and
+     * max_L keep the file's values, and T counts the rows in memory. Such a cohort serves
+     * batches of loaded stays (fm_cohort_make_batch) and everything that reads no rows (splits,
+     * labels, statistics); it cannot be saved or have statistics fitted. */
+    uint8_t *loaded;
 } FmCohort;
 
 /* Use the statistics given to fm_cohort_use_norm instead of a split's (fm_cohort_make_batch). */
@@ -107,6 +114,22 @@ FmStatus fm_cohort_save(const FmCohort *c, const char *path, FmError *err);
  * Messages name the file and dataset ("cohort.h5:/modalities/vitals/offset: expected 7991
  * values, got 12"). On failure *c is zeroed and nothing needs freeing. */
 FmStatus fm_cohort_load(const char *path, FmCohort *c, FmError *err);
+
+/* Reading part of a cohort, for processes that each serve some of the stays (data-parallel
+ * training): first everything but the observation rows, then the rows of chosen stays.
+ *
+ * fm_cohort_load_meta reads and validates the file as fm_cohort_load does, except that no
+ * modality's time, value or mask rows are read: c->loaded is all 0 and each modality's T is 0.
+ *
+ * fm_cohort_load_rows then reads, from the same file, the rows of the stays with want[i] != 0
+ * (N flags; NULL = every stay), validating them as fm_cohort_load does (messages give rows in
+ * the file's numbering). Each run of consecutive wanted stays is one contiguous row range of
+ * each dataset, read as one hyperslab; the HDF5 chunk cache is sized so that each compressed
+ * chunk is inflated once. Memory is that of the wanted rows only. Call it once per
+ * fm_cohort_load_meta. FM_ERR_MISMATCH when the file's datasets no longer match the offsets
+ * read before; on any failure the cohort keeps no rows (c->loaded all 0). */
+FmStatus fm_cohort_load_meta(const char *path, FmCohort *c, FmError *err);
+FmStatus fm_cohort_load_rows(FmCohort *c, const char *path, const uint8_t *want, FmError *err);
 
 /* Index of the modality / label / split called `name`, or -1. */
 int fm_cohort_find_modality(const FmCohort *c, const char *name);
@@ -159,7 +182,8 @@ void fm_cohort_batch_free(FmBatch *b);
  * scaled to [0, 1] by the window (hours / window_h), values standardised with split `split`'s
  * statistics (or the external ones for FM_COHORT_NORM_EXTERNAL), unobserved entries and
  * padding 0, labels with their masks, stay ids. No allocation. FM_ERR_ARG when n exceeds the
- * batch's capacity, an index is out of range, or the split does not exist. */
+ * batch's capacity, an index is out of range, the split does not exist, or a stay's rows
+ * were not loaded (fm_cohort_load_rows). */
 FmStatus fm_cohort_make_batch(const FmCohort *c, int split, const int64_t *idx, int n, FmBatch *b,
                               FmError *err);
 

@@ -73,10 +73,14 @@ FmStatus fm_cohort_make_batch(const FmCohort *c, int split, const int64_t *idx, 
         return FM_FAIL(err, FM_ERR_ARG, NULL, "split %d does not exist (the cohort has %d)", split,
                        c->n_splits);
     }
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         if (idx[k] < 0 || idx[k] >= c->N)
             return FM_FAIL(err, FM_ERR_ARG, NULL, "stay index %lld out of range (cohort of %lld stays)",
                            (long long)idx[k], (long long)c->N);
+        if (c->loaded && !c->loaded[idx[k]])
+            return FM_FAIL(err, FM_ERR_ARG, NULL, "stay %lld (index %lld): its rows were not loaded",
+                           (long long)c->stay_id[idx[k]], (long long)idx[k]);
+    }
     /* Check capacities before writing anything. */
     for (int m = 0; m < c->M; m++) {
         if (b->mod[m].C != c->mod[m].C || b->mod[m].kind != c->mod[m].kind)

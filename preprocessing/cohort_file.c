@@ -172,6 +172,7 @@ static FmStatus write_all(hid_t file, const FmCohort *c, FmError *err) {
 }
 
 FmStatus fm_cohort_save(const FmCohort *c, const char *path, FmError *err) {
+    FM_ASSERT(c->loaded == NULL); /* a partly loaded cohort is not the file's content */
     char tmp[FM_PATH_MAX];
     FmStatus st = fm_atomic_temp_path(path, tmp, sizeof tmp, err);
     if (st != FM_OK) return st;
@@ -214,7 +215,35 @@ static const char *ds_where(const Loader *ld, const char *ds, char *buf, size_t 
 #define BAD(ld, ds, ...)                                                                                     \
     FM_FAIL((ld)->err, FM_ERR_FORMAT, ds_where((ld), (ds), where_buf, sizeof where_buf), __VA_ARGS__)
 
-static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
+/* Checks rows [0, n) of a modality read into memory (file rows first_row[k] for messages:
+ * row k of memory is file row file_row(k)). */
+static FmStatus check_rows(Loader *ld, const FmCohort *c, const FmCohortModality *md, const char *g,
+                           const int64_t *file_row) {
+    char ds[700], where_buf[1400];
+    const size_t C = (size_t)md->C;
+    snprintf(ds, sizeof ds, "%s/time", g);
+    for (int64_t r = 0; r < md->T; r++)
+        if (!(md->time[r] >= 0 && md->time[r] <= c->settings.window_h))
+            return BAD(ld, ds, "row %lld: time %g h is outside [0, %g]", (long long)(file_row ? file_row[r] : r),
+                       (double)md->time[r], c->settings.window_h);
+    for (int64_t r = 0; r < md->T; r++) {
+        const int64_t fr = file_row ? file_row[r] : r;
+        for (size_t j = 0; j < C; j++) {
+            const size_t k = (size_t)r * C + j, fk = (size_t)fr * C + j;
+            if (md->mask && md->mask[k] > 1) {
+                snprintf(ds, sizeof ds, "%s/mask", g);
+                return BAD(ld, ds, "entry %zu: mask value %d (expected 0 or 1)", fk, md->mask[k]);
+            }
+            if ((!md->mask || md->mask[k]) && !isfinite(md->value[k])) {
+                snprintf(ds, sizeof ds, "%s/value", g);
+                return BAD(ld, ds, "entry %lld is not finite", (long long)fk);
+            }
+        }
+    }
+    return FM_OK;
+}
+
+static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md, int with_rows) {
     char g[600], ds[700], where[1200], where_buf[1400];
     snprintf(g, sizeof g, "modalities/%s", md->name);
     snprintf(where, sizeof where, "%s:/%s", ld->path, g);
@@ -289,13 +318,13 @@ static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
     if (L != max_L)
         return BAD(ld, g, "max_L attribute is %lld but the largest count is %lld", (long long)max_L,
                    (long long)L);
+    if (!with_rows) {
+        md->T = 0; /* the offsets stay the file's until fm_cohort_load_rows */
+        return FM_OK;
+    }
     snprintf(ds, sizeof ds, "%s/time", g);
     d1[0] = (hsize_t)md->T;
     if ((st = read_ds(ld, ds, FM_H5_F32, 1, d1, (void **)&md->time)) != FM_OK) return st;
-    for (int64_t r = 0; r < md->T; r++)
-        if (!(md->time[r] >= 0 && md->time[r] <= c->settings.window_h))
-            return BAD(ld, ds, "row %lld: time %g h is outside [0, %g]", (long long)r, (double)md->time[r],
-                       c->settings.window_h);
     snprintf(ds, sizeof ds, "%s/value", g);
     d2[0] = (hsize_t)md->T;
     d2[1] = (hsize_t)C;
@@ -306,19 +335,10 @@ static FmStatus read_modality(Loader *ld, FmCohort *c, FmCohortModality *md) {
         d2[1] = (hsize_t)C;
         if ((st = read_ds(ld, ds, FM_H5_U8, 2, d2, (void **)&md->mask)) != FM_OK) return st;
     }
-    size_t total = (size_t)md->T * (size_t)C;
-    for (size_t k = 0; k < total; k++) {
-        if (md->mask && md->mask[k] > 1)
-            return BAD(ld, ds, "entry %zu: mask value %d (expected 0 or 1)", k, md->mask[k]);
-        if ((!md->mask || md->mask[k]) && !isfinite(md->value[k])) {
-            snprintf(ds, sizeof ds, "%s/value", g);
-            return BAD(ld, ds, "entry %lld is not finite", (long long)k);
-        }
-    }
-    return FM_OK;
+    return check_rows(ld, c, md, g, NULL);
 }
 
-static FmStatus load_all(Loader *ld, FmCohort *c) {
+static FmStatus load_all(Loader *ld, FmCohort *c, int with_rows) {
     char where_buf[1400];
     FmError *err = ld->err;
     hid_t f = ld->file;
@@ -459,7 +479,7 @@ static FmStatus load_all(Loader *ld, FmCohort *c) {
             if (strcmp(c->mod[m].name, c->mod[k].name) == 0)
                 return BAD(ld, "modality_names", "modality %d repeats modality %d", m, k);
     for (int m = 0; m < c->M; m++)
-        if ((st = read_modality(ld, c, &c->mod[m])) != FM_OK) return st;
+        if ((st = read_modality(ld, c, &c->mod[m], with_rows)) != FM_OK) return st;
 
     /* splits */
     st = fm_h5_strings_read(f, ld->path, "splits/names", 0, &names, &n, err);
@@ -529,8 +549,176 @@ FmStatus fm_cohort_load(const char *path, FmCohort *c, FmError *err) {
     FmStatus st = fm_h5_open_read(path, &file, err);
     if (st != FM_OK) return st;
     Loader ld = {file, path, err};
-    st = load_all(&ld, c);
+    st = load_all(&ld, c, 1);
     H5Fclose(file);
     if (st != FM_OK) fm_cohort_free(c);
+    return st;
+}
+
+FmStatus fm_cohort_load_meta(const char *path, FmCohort *c, FmError *err) {
+    memset(c, 0, sizeof *c);
+    FmError local;
+    if (!err) err = &local;
+    hid_t file;
+    FmStatus st = fm_h5_open_read(path, &file, err);
+    if (st != FM_OK) return st;
+    Loader ld = {file, path, err};
+    st = load_all(&ld, c, 0);
+    H5Fclose(file);
+    if (st == FM_OK && !(c->loaded = fm_calloc((size_t)c->N + 1, 1)))
+        st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory");
+    if (st != FM_OK) fm_cohort_free(c);
+    return st;
+}
+
+/* Reads rows of dataset `name` (rank 1 or 2, `width` columns, `esize` bytes per value of
+ * memory type `mtype`) for the runs [run_lo[k], run_lo[k] + run_len[k]) of file rows, one after
+ * the other into `out`. The dataset must have file_T rows. */
+static FmStatus read_runs(Loader *ld, const char *name, hid_t mtype, size_t esize, int rank, int64_t width,
+                          int64_t file_T, const int64_t *run_lo, const int64_t *run_len, int64_t n_runs, void *out) {
+    char where_buf[1400];
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    /* Room for many inflated chunks (256 KiB each, src/h5io.c): runs are read in file order,
+     * so each chunk is inflated once. */
+    if (dapl >= 0) H5Pset_chunk_cache(dapl, 1009, (size_t)64 << 20, 1.0);
+    hid_t ds = H5Dopen2(ld->file, name, dapl >= 0 ? dapl : H5P_DEFAULT);
+    if (dapl >= 0) H5Pclose(dapl);
+    if (ds < 0) return BAD(ld, name, "missing dataset");
+    FmStatus st = FM_OK;
+    hid_t fs = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 0};
+    if (fs < 0 || H5Sget_simple_extent_ndims(fs) != rank) {
+        st = BAD(ld, name, "expected rank %d", rank);
+    } else {
+        H5Sget_simple_extent_dims(fs, dims, NULL);
+        if (dims[0] != (hsize_t)file_T || (rank == 2 && dims[1] != (hsize_t)width))
+            st = FM_FAIL(ld->err, FM_ERR_MISMATCH, ds_where(ld, name, where_buf, sizeof where_buf),
+                         "%llu rows, but the offsets read before give %lld (did the file change?)",
+                         (unsigned long long)dims[0], (long long)file_T);
+    }
+    char *dst = out;
+    for (int64_t k = 0; k < n_runs && st == FM_OK; k++) {
+        hsize_t start[2] = {(hsize_t)run_lo[k], 0}, count[2] = {(hsize_t)run_len[k], (hsize_t)width};
+        hid_t ms = H5Screate_simple(rank, count, NULL);
+        herr_t h = ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        if (h >= 0) h = H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, dst);
+        if (ms >= 0) H5Sclose(ms);
+        if (h < 0) st = FM_FAIL(ld->err, FM_ERR_IO, ds_where(ld, name, where_buf, sizeof where_buf),
+                                "cannot read rows %lld to %lld", (long long)run_lo[k],
+                                (long long)(run_lo[k] + run_len[k] - 1));
+        dst += (size_t)run_len[k] * (size_t)width * esize;
+    }
+    if (fs >= 0) H5Sclose(fs);
+    H5Dclose(ds);
+    return st;
+}
+
+/* The rows of the wanted stays of one modality; on failure the modality holds no rows and
+ * its offsets are unchanged. */
+static FmStatus load_modality_rows(Loader *ld, const FmCohort *c, FmCohortModality *md, const uint8_t *want) {
+    const int64_t N = c->N, file_T = md->offset[N];
+    int64_t T = 0, n_runs = 0;
+    for (int64_t i = 0; i < N; i++) {
+        if (!want[i] || md->count[i] == 0) continue;
+        if (i == 0 || !want[i - 1] || md->count[i - 1] == 0 || md->offset[i] != md->offset[i - 1] + md->count[i - 1])
+            n_runs++;
+        T += md->count[i];
+    }
+    int64_t *run_lo = fm_malloc_array((size_t)n_runs + 1, sizeof *run_lo);
+    int64_t *run_len = fm_malloc_array((size_t)n_runs + 1, sizeof *run_len);
+    int64_t *file_row = fm_malloc_array((size_t)T + 1, sizeof *file_row);
+    int64_t *offset = fm_malloc_array((size_t)N + 1, sizeof *offset);
+    const size_t C = (size_t)md->C;
+    md->time = fm_malloc_array((size_t)T + 1, sizeof *md->time);
+    md->value = fm_malloc_array((size_t)T * C + 1, sizeof *md->value);
+    int per_channel = md->kind == FM_MODALITY_SERIES || md->kind == FM_MODALITY_STATIC;
+    if (per_channel) md->mask = fm_malloc((size_t)T * C + 1);
+    FmStatus st = FM_OK;
+    if (!run_lo || !run_len || !file_row || !offset || !md->time || !md->value || (per_channel && !md->mask))
+        st = FM_FAIL(ld->err, FM_ERR_NOMEM, ld->path, "out of memory for the rows of %s", md->name);
+    if (st == FM_OK) {
+        int64_t r = 0, k = -1;
+        for (int64_t i = 0; i < N; i++) {
+            offset[i] = r;
+            if (!want[i] || md->count[i] == 0) continue;
+            if (k < 0 || run_lo[k] + run_len[k] != md->offset[i]) {
+                run_lo[++k] = md->offset[i];
+                run_len[k] = 0;
+            }
+            run_len[k] += md->count[i];
+            for (int32_t j = 0; j < md->count[i]; j++) file_row[r++] = md->offset[i] + j;
+        }
+        offset[N] = r;
+        n_runs = k + 1;
+        char g[600], name[700];
+        snprintf(g, sizeof g, "modalities/%s", md->name);
+        snprintf(name, sizeof name, "%s/time", g);
+        st = read_runs(ld, name, H5T_NATIVE_FLOAT, sizeof(float), 1, 1, file_T, run_lo, run_len, n_runs, md->time);
+        snprintf(name, sizeof name, "%s/value", g);
+        if (st == FM_OK)
+            st = read_runs(ld, name, H5T_NATIVE_FLOAT, sizeof(float), 2, (int64_t)C, file_T, run_lo, run_len, n_runs,
+                           md->value);
+        snprintf(name, sizeof name, "%s/mask", g);
+        if (st == FM_OK && per_channel)
+            st = read_runs(ld, name, H5T_NATIVE_UINT8, 1, 2, (int64_t)C, file_T, run_lo, run_len, n_runs, md->mask);
+        md->T = T;
+        if (st == FM_OK) st = check_rows(ld, c, md, g, file_row);
+    }
+    if (st == FM_OK) {
+        fm_free(md->offset);
+        md->offset = offset;
+        offset = NULL;
+    } else {
+        fm_free(md->time);
+        fm_free(md->value);
+        fm_free(md->mask);
+        md->time = NULL;
+        md->value = NULL;
+        md->mask = NULL;
+        md->T = 0;
+    }
+    fm_free(run_lo);
+    fm_free(run_len);
+    fm_free(file_row);
+    fm_free(offset);
+    return st;
+}
+
+FmStatus fm_cohort_load_rows(FmCohort *c, const char *path, const uint8_t *want, FmError *err) {
+    FM_ASSERT(c->loaded != NULL); /* after fm_cohort_load_meta, once */
+    for (int m = 0; m < c->M; m++) FM_ASSERT(c->mod[m].time == NULL);
+    FmError local;
+    if (!err) err = &local;
+    uint8_t *all = NULL;
+    if (!want) {
+        if (!(all = fm_malloc((size_t)c->N + 1))) return FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory");
+        memset(all, 1, (size_t)c->N + 1);
+        want = all;
+    }
+    hid_t file;
+    FmStatus st = fm_h5_open_read(path, &file, err);
+    if (st == FM_OK) {
+        Loader ld = {file, path, err};
+        int m = 0;
+        for (; m < c->M && st == FM_OK; m++) st = load_modality_rows(&ld, c, &c->mod[m], want);
+        H5Fclose(file);
+        if (st != FM_OK) {
+            /* Drop what the earlier modalities read; their offsets are in memory numbering now,
+             * so the cohort can only be freed (nothing is marked loaded). */
+            for (int k = 0; k < m - 1; k++) {
+                FmCohortModality *md = &c->mod[k];
+                fm_free(md->time);
+                fm_free(md->value);
+                fm_free(md->mask);
+                md->time = NULL;
+                md->value = NULL;
+                md->mask = NULL;
+                md->T = 0;
+            }
+        }
+    }
+    if (st == FM_OK)
+        for (int64_t i = 0; i < c->N; i++) c->loaded[i] = want[i] != 0;
+    fm_free(all);
     return st;
 }

@@ -9,6 +9,7 @@
 #include "preprocessing/cohort.h"
 #include "src/ablate_grid.h"
 #include "src/ablate_results.h"
+#include "src/ablate_slurm.h"
 #include "src/alloc.h"
 #include "src/atomic_file.h"
 #include "src/config.h"
@@ -110,7 +111,7 @@ static FmStatus run_phase(const FmAblateOptions *o, const char *phase, Job *jobs
     FmAblateEvent ev = {.kind = FM_ABLATE_EVENT_STARTED, .name = phase, .total = n};
     notify(o, &ev);
     Phase ph = {.opt = o, .jobs = jobs, .n_jobs = n, .status = status, .phase = phase};
-    FmStatus st = fm_job_pool_run(pool, n, o->jobs, on_done, &ph, err);
+    FmStatus st = (o->runner ? o->runner : fm_job_pool_run)(pool, n, o->jobs, on_done, &ph, err);
     for (int i = 0; i < n; i++) {
         /* -1: never started; after an interruption the jobs we stopped are not failures. */
         if (status[i] <= 0 || st == FM_ERR_INTERRUPTED) continue;
@@ -186,13 +187,16 @@ FmStatus fm_ablate_run(const FmAblateOptions *o, FmAblateResult *res, FmError *e
     RunDirs *dirs = fm_calloc((size_t)n_runs, sizeof *dirs);
     Job *train_jobs = fm_calloc((size_t)n_runs, sizeof *train_jobs), *eval_jobs = fm_calloc((size_t)n_runs, sizeof *eval_jobs);
     FmAblateRow *rows = fm_calloc((size_t)n_runs, sizeof *rows);
+    int *train_of = fm_calloc((size_t)n_runs + 1, sizeof *train_of); /* training run number of each run */
+    const int run_nothing = o->collect || o->slurm_script != NULL;
+    int n_distinct = 0, threads = 1;
     double *values = fm_malloc_array((size_t)n_runs * (size_t)(g.n_metrics ? g.n_metrics : 1), sizeof *values);
     int n_train = 0, n_eval = 0, skipped = 0, failed = 0;
     char first_log[FM_PATH_MAX] = "";
     FmCohort cohort;
     char cohort_path[FM_PATH_MAX] = "";
     memset(&cohort, 0, sizeof cohort);
-    if (!dirs || !train_jobs || !eval_jobs || !rows || !values) {
+    if (!dirs || !train_jobs || !eval_jobs || !rows || !values || !train_of) {
         st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory planning %d runs", n_runs);
         goto done;
     }
@@ -251,7 +255,12 @@ FmStatus fm_ablate_run(const FmAblateOptions *o, FmAblateResult *res, FmError *e
                 rows[i] = (FmAblateRow){.config = c, .split = split, .seed = seed, .values = values + (size_t)i * g.n_metrics};
                 /* A training job per distinct run folder; a complete run must be of this grid. */
                 int seen = 0;
-                for (int u = 0; u < i && !seen; u++) seen = strcmp(dirs[u].train_dir, d->train_dir) == 0;
+                for (int u = 0; u < i && !seen; u++)
+                    if ((seen = strcmp(dirs[u].train_dir, d->train_dir) == 0)) train_of[i] = train_of[u];
+                if (!seen) train_of[i] = n_distinct++;
+                if (st == FM_OK && fm_config_int(&train, "train.threads") > threads)
+                    threads = (int)fm_config_int(&train, "train.threads");
+                const int mine = !run_nothing && (!o->one_task || train_of[i] == o->task);
                 if (st == FM_OK && !seen && complete(d->train_dir)) {
                     char path[FM_PATH_MAX + 16], *text = NULL;
                     snprintf(path, sizeof path, "%s/%s", d->train_dir, FM_TRAIN_CONFIG_FILE);
@@ -264,7 +273,7 @@ FmStatus fm_ablate_run(const FmAblateOptions *o, FmAblateResult *res, FmError *e
                                  " in the grid: the grid changed since this run; remove the run or use another --out");
                     }
                 }
-                if (st == FM_OK && !seen && !complete(d->train_dir)) {
+                if (st == FM_OK && !seen && !complete(d->train_dir) && mine) {
                     Job *j = &train_jobs[n_train++];
                     char study[FM_PATH_MAX];
                     snprintf(j->dir, sizeof j->dir, "%s", d->train_dir);
@@ -277,7 +286,7 @@ FmStatus fm_ablate_run(const FmAblateOptions *o, FmAblateResult *res, FmError *e
                          job_arg(j, "--out") || job_arg(j, d->train_dir) || job_arg(j, "--resume") || job_arg(j, "--quiet")))
                         st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
                 }
-                if (st == FM_OK && own_eval && !complete(d->result_dir)) {
+                if (st == FM_OK && own_eval && !complete(d->result_dir) && mine) {
                     Job *j = &eval_jobs[n_eval++];
                     char model[FM_PATH_MAX], num[4][32];
                     snprintf(j->dir, sizeof j->dir, "%s", d->result_dir);
@@ -310,7 +319,22 @@ FmStatus fm_ablate_run(const FmAblateOptions *o, FmAblateResult *res, FmError *e
         if ((st = fm_train_folder_create(o->out_dir, err)) != FM_OK || (st = copy_file(o->grid_path, copy, err)) != FM_OK)
             goto done;
     }
-    FmAblateEvent plan = {.kind = FM_ABLATE_EVENT_PLAN, .total = n_runs, .done = n_runs - skipped, .skipped = skipped};
+    res->n_training_runs = n_distinct;
+    if (o->one_task && (o->task < 0 || o->task >= n_distinct)) {
+        st = FM_FAIL(err, FM_ERR_ARG, o->grid_path, "array task %d: the grid has %d training runs (0 to %d)", o->task,
+                     n_distinct, n_distinct - 1);
+        goto done;
+    }
+    if (o->slurm_script) {
+        res->n_runs = n_runs;
+        res->n_skipped = skipped;
+        st = fm_ablate_slurm_write(o, n_distinct, threads, err);
+        goto done;
+    }
+    FmAblateEvent plan = {.kind = FM_ABLATE_EVENT_PLAN,
+                          .total = n_runs,
+                          .done = o->one_task ? n_train + n_eval : run_nothing ? 0 : n_runs - skipped,
+                          .skipped = skipped};
     notify(o, &plan);
     if (!g.threads_set) setenv("OPENBLAS_NUM_THREADS", "1", 1);
 
@@ -331,6 +355,14 @@ FmStatus fm_ablate_run(const FmAblateOptions *o, FmAblateResult *res, FmError *e
         run_st = run_phase(o, "evaluation", eval_jobs, m, &failed, first_log, sizeof first_log, err);
     }
 
+    if (o->one_task) { /* the results are collected once every task is done */
+        res->n_runs = n_runs;
+        res->n_failed = failed;
+        res->n_skipped = skipped;
+        if (run_st != FM_OK) st = run_st;
+        else if (failed) st = FM_FAIL(err, FM_ERR_IO, first_log, "training run %d failed (this is its log)", o->task);
+        goto done;
+    }
     /* Results of every run that has them, in grid order. */
     for (int r = 0; r < n_runs; r++) {
         char path[FM_PATH_MAX + 32];
@@ -365,6 +397,7 @@ done:
     fm_free(dirs);
     fm_free(rows);
     fm_free(values);
+    fm_free(train_of);
     fm_ablate_grid_free(&g);
     return st;
 }

@@ -24,11 +24,22 @@
  * their checkpoints, and returns FM_ERR_INTERRUPTED; running it again continues.
  *
  * Results do not depend on `jobs`: each run is its own process with its own seed and
- * streams, and results are gathered in grid order. */
+ * streams, and results are gathered in grid order. Nor on who runs the jobs (`runner`: this
+ * machine's pool, or the ranks of an MPI job handing runs out one at a time).
+ *
+ * Job arrays (Slurm). The distinct training runs are numbered 0, 1, ... in grid order (runs
+ * that differ only in evaluation settings share one). `slurm_script` plans the grid and
+ * writes a job-array script with one array task per training run, which runs `fusemoe
+ * ablate ... --array-task $SLURM_ARRAY_TASK_ID`: `one_task` with `task` = t runs only
+ * training run t (unless complete) and then the evaluations of its model, and writes no
+ * results (FM_ERR_ARG for t beyond the last training run). `collect`
+ * runs nothing and writes results.csv and results.md from the runs that are complete; after
+ * every array task it gives the same tables as an ablation run in one go. */
 #ifndef FM_ABLATE_H
 #define FM_ABLATE_H
 
 #include "src/error.h"
+#include "src/job_pool.h"
 
 typedef enum {
     FM_ABLATE_EVENT_PLAN,    /* the runs are known: total, to_run */
@@ -52,6 +63,11 @@ typedef struct {
     const char *exe; /* the fusemoe program the runs execute */
     void (*observer)(void *ctx, const FmAblateEvent *ev); /* may be NULL */
     void *observer_ctx;
+    FmJobRunner runner;       /* NULL: fm_job_pool_run */
+    int one_task;             /* 0: every run; 1: training run `task` and its evaluations only */
+    int task;
+    int collect;              /* 1: run nothing, write the results of the complete runs */
+    const char *slurm_script; /* not NULL: run nothing, write the job-array script here */
 } FmAblateOptions;
 
 typedef struct {
@@ -59,6 +75,7 @@ typedef struct {
     int n_complete; /* with results */
     int n_failed;   /* jobs that ended with an error this time */
     int n_skipped;  /* complete before this invocation */
+    int n_training_runs; /* distinct training runs (the job array's size) */
     char *markdown; /* results.md (fm_free) */
 } FmAblateResult;
 

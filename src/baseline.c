@@ -332,6 +332,9 @@ FmStatus fm_baseline_run(const FmTrainOptions *opt, FmTrainResult *res, FmError 
     FM_ASSERT(b.kind == KIND_LOGREG || b.kind == KIND_SAPS);
     const double t0 = now_s();
     FmStatus st = fm_config_check(b.cfg, err);
+    if (st == FM_OK && fm_dist_size(opt->dist) > 1)
+        st = FM_FAIL(err, FM_ERR_ARG, NULL, "the %s baseline runs in one process; start it without mpirun",
+                     fm_config_string(b.cfg, "model.kind"));
     if (st == FM_OK && fm_config_float(b.cfg, "eval.missing_rate") > 0)
         st = FM_FAIL(err, FM_ERR_CONFIG, fm_config_where(b.cfg, "eval.missing_rate"),
                      "[eval] missing_rate: the %s baseline has no missing-modality mechanism; set it to 0",
@@ -342,6 +345,7 @@ FmStatus fm_baseline_run(const FmTrainOptions *opt, FmTrainResult *res, FmError 
     FmRng root;
     fm_rng_seed(&root, (uint64_t)fm_config_int(b.cfg, "train.seed"));
     if (st == FM_OK) st = fm_study_data_open(&b.d, b.cfg, &root, err);
+    if (st == FM_OK) st = fm_cohort_load_rows(&b.d.cohort, b.d.cohort_path, NULL, err);
     if (st == FM_OK) st = fm_train_folder_create(opt->out_dir, err);
     char path[FM_PATH_MAX];
     if (st == FM_OK && snprintf(path, sizeof path, "%s/%s", opt->out_dir, FM_TRAIN_CONFIG_FILE) < (int)sizeof path)

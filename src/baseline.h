@@ -29,9 +29,10 @@
 /* The name of the coefficients file in a baseline's run folder. */
 #define FM_BASELINE_FILE "baseline.json"
 
-/* Runs the baseline that opt->cfg's model.kind names (not fusemoe) into opt->out_dir. Errors as
- * fm_train_run's, and FM_ERR_CONFIG for what a baseline cannot do (eval.missing_rate > 0; saps_i
- * on a cohort without admission scores). */
+/* Runs the baseline that opt->cfg's model.kind names (not fusemoe) into opt->out_dir, in one
+ * process (FM_ERR_ARG under data-parallel training). Errors as fm_train_run's, and
+ * FM_ERR_CONFIG for what a baseline cannot do (eval.missing_rate > 0; saps_i on a cohort
+ * without admission scores). */
 FmStatus fm_baseline_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *err);
 
 #endif

@@ -10,8 +10,7 @@
 #include "src/alloc.h"
 #include "src/interrupt.h"
 
-/* Starts one job; returns its pid or -1 with errno set. */
-static pid_t start_job(const FmJob *job) {
+pid_t fm_job_start(const FmJob *job) {
     int fd = open(job->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) return -1;
     pid_t pid = fork();
@@ -36,7 +35,7 @@ static pid_t start_job(const FmJob *job) {
     return pid;
 }
 
-static int decode_status(int status) {
+int fm_job_exit_code(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return 255;
@@ -59,7 +58,7 @@ FmStatus fm_job_pool_run(const FmJob *jobs, int n, int max_parallel, FmJobDone o
         while (st == FM_OK && next < n && active < max_parallel && !fm_interrupt_requested()) {
             int slot = 0;
             while (running[slot]) slot++;
-            pid_t pid = start_job(&jobs[next]);
+            pid_t pid = fm_job_start(&jobs[next]);
             if (pid < 0) {
                 st = FM_FAIL(err, FM_ERR_IO, jobs[next].log_path, "cannot start job: %s", strerror(errno));
                 break;
@@ -84,7 +83,7 @@ FmStatus fm_job_pool_run(const FmJob *jobs, int n, int max_parallel, FmJobDone o
             if (running[s] != done) continue;
             running[s] = 0;
             active--;
-            if (on_done) on_done(ctx, slot_job[s], decode_status(status));
+            if (on_done) on_done(ctx, slot_job[s], fm_job_exit_code(status));
             break;
         }
     }

@@ -7,6 +7,8 @@
 #ifndef FM_JOB_POOL_H
 #define FM_JOB_POOL_H
 
+#include <sys/types.h>
+
 #include "src/error.h"
 
 typedef struct {
@@ -25,5 +27,19 @@ typedef void (*FmJobDone)(void *ctx, int index, int exit_status);
  * for, and jobs not yet started are not started. */
 FmStatus fm_job_pool_run(const FmJob *jobs, int n, int max_parallel, FmJobDone on_done, void *ctx,
                          FmError *err);
+
+/* Starts one job as a child process in a process group of its own, its stdout and stderr to
+ * its log (truncated first), with SIGINT and SIGTERM at their default actions until the
+ * program installs its own. Returns the
+ * child's pid, or -1 with errno set. For runners that wait for their children themselves. */
+pid_t fm_job_start(const FmJob *job);
+
+/* A waitpid status as FmJobDone reports it: the exit code, or 128 + the signal number. */
+int fm_job_exit_code(int wait_status);
+
+/* Anything that runs jobs as fm_job_pool_run does (same contract), e.g. over the ranks of an
+ * MPI job (src/mpi/job_pool_mpi.h). */
+typedef FmStatus (*FmJobRunner)(const FmJob *jobs, int n, int max_parallel, FmJobDone on_done, void *ctx,
+                                FmError *err);
 
 #endif

@@ -19,8 +19,10 @@
 #include "src/baseline.h"
 #include "src/blas_kernel.h"
 #include "src/checkpoint.h"
+#include "src/dist.h"
 #include "src/evaluate.h"
 #include "src/evaluate_csv.h"
+#include "src/evaluate_dist.h"
 #include "src/evaluate_report.h"
 #include "src/evaluate_usage.h"
 #include "src/interrupt.h"
@@ -32,6 +34,7 @@
 #include "src/train_batch.h"
 #include "src/train_folder.h"
 #include "src/train_model_file.h"
+#include "src/train_order.h"
 #include "src/train_spec.h"
 #include "src/train_study.h"
 
@@ -57,8 +60,10 @@ typedef struct {
     const FmTrainOptions *opt;
     const FmConfig *cfg;
     char path[8][FM_PATH_MAX]; /* run folder files, by the PATH_* index */
-    FmStudyData d; /* cohort, spec, split and the stays of its parts */
-    size_t *perm;     /* (n_train) epoch order */
+    FmStudyData d;      /* cohort, spec, split and the stays of its parts */
+    FmTrainOrder order; /* epoch order and micro-batches */
+    FmDist *dist;       /* NULL: one process */
+    int writer;         /* this process writes the run folder (rank 0) */
     int64_t *batch_idx; /* (batch_size) */
     FmModel *model;
     FmModelWorkspace *ws;
@@ -101,7 +106,7 @@ static int file_exists(const char *path) {
 
 static void run_free(Run *r) {
     fm_study_data_close(&r->d);
-    fm_free(r->perm);
+    fm_train_order_free(&r->order);
     fm_free(r->batch_idx);
     fm_model_workspace_free(r->ws);
     fm_model_free(r->model);
@@ -122,6 +127,40 @@ static void notify(Run *r, FmTrainEvent *ev) {
 
 /* ---- set-up ---- */
 
+/* Where a key was set, for messages ("" when it has its default). */
+static const char *key_where(const FmConfig *cfg, const char *key) {
+    const char *where = fm_config_where(cfg, key);
+    return strcmp(where, "default") == 0 ? "" : where;
+}
+
+/* The rows of the stays this process reads: all of them for one process; for a rank, its
+ * training shards (src/train_order.h) and its blocks of the validation and test stays
+ * (src/evaluate_dist.h). */
+static FmStatus load_rows(Run *r, FmError *err) {
+    const int rank = fm_dist_rank(r->dist), size = fm_dist_size(r->dist);
+    if (size == 1) return fm_cohort_load_rows(&r->d.cohort, r->d.cohort_path, NULL, err);
+    uint8_t *pos = fm_calloc((size_t)r->d.n_train + 1, 1), *want = fm_calloc((size_t)r->d.cohort.N + 1, 1);
+    if (!pos || !want) {
+        fm_free(pos);
+        fm_free(want);
+        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+    }
+    fm_train_order_mark(&r->order, rank, size, pos);
+    for (int64_t i = 0; i < r->d.n_train; i++)
+        if (pos[i]) want[r->d.train[i]] = 1;
+    const int64_t *part[2] = {r->d.val, r->d.test};
+    const int64_t n_part[2] = {r->d.n_val, r->d.n_test};
+    for (int k = 0; k < 2; k++) {
+        int64_t lo, hi;
+        fm_evaluate_dist_block(n_part[k], r->B, rank, size, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++) want[part[k][i]] = 1;
+    }
+    FmStatus st = fm_cohort_load_rows(&r->d.cohort, r->d.cohort_path, want, err);
+    fm_free(pos);
+    fm_free(want);
+    return st;
+}
+
 static FmStatus setup(Run *r, FmError *err) {
     const FmConfig *cfg = r->cfg;
     FmStatus st = fm_config_check(cfg, err);
@@ -134,11 +173,12 @@ static FmStatus setup(Run *r, FmError *err) {
     for (int i = 0; i < 7; i++)
         if (snprintf(r->path[i], FM_PATH_MAX, "%s/%s", dir, NAMES[i]) >= FM_PATH_MAX)
             return FM_FAIL(err, FM_ERR_ARG, dir, "path too long");
-    if (!r->opt->resume &&
+    if (r->writer && !r->opt->resume &&
         (file_exists(r->path[PATH_CHECKPOINT]) || file_exists(r->path[PATH_MODEL]) || file_exists(r->path[PATH_METRICS])))
         return FM_FAIL(err, FM_ERR_ARG, dir,
                        "the folder holds a run already; pass --resume to continue it, or choose another --out");
-    /* The cohort, the split, the model's view of it, the training subset */
+    /* The cohort (its rows come below, once the stays this process reads are known), the
+     * split, the model's view of it, the training subset */
     fm_rng_seed(&r->root, (uint64_t)fm_config_int(cfg, "train.seed"));
     if ((st = fm_study_data_open(&r->d, cfg, &r->root, err)) != FM_OK) return st;
 
@@ -148,7 +188,18 @@ static FmStatus setup(Run *r, FmError *err) {
     r->epochs = (int)fm_config_int(cfg, "train.epochs");
     r->patience = (int)fm_config_int(cfg, "train.patience");
     r->checkpoint_every = fm_config_int(cfg, "train.checkpoint_every");
-    r->batches_per_epoch = (long)((r->d.n_train + r->B - 1) / r->B);
+    const int shards = (int)fm_config_int(cfg, "train.shards"), ranks = fm_dist_size(r->dist);
+    if (shards > r->d.n_train)
+        return FM_FAIL(err, FM_ERR_CONFIG, key_where(cfg, "train.shards"),
+                       "[train] shards: %d shards of %lld training stays", shards, (long long)r->d.n_train);
+    if (r->accumulation < ranks)
+        return FM_FAIL(err, FM_ERR_CONFIG, key_where(cfg, "train.accumulation"),
+                       "[train] accumulation: %d, but %d ranks share each optimiser step by whole micro-batches "
+                       "of train.batch_size stays: set accumulation to a multiple of %d (for the same global batch, "
+                       "divide batch_size by as much)", r->accumulation, ranks, ranks);
+    if ((st = fm_train_order_init(&r->order, r->d.n_train, r->B, shards, err)) != FM_OK) return st;
+    if ((st = load_rows(r, err)) != FM_OK) return st;
+    r->batches_per_epoch = r->order.n_batches;
     r->steps_per_epoch = (r->batches_per_epoch + r->accumulation - 1) / r->accumulation;
     r->total_steps = r->steps_per_epoch * r->epochs;
     long warm = (long)floor(fm_config_float(cfg, "train.warmup_fraction") * (double)r->total_steps);
@@ -192,9 +243,8 @@ static FmStatus setup(Run *r, FmError *err) {
         (st = fm_evaluate_predictions_alloc(&r->test_pred, r->d.n_test, r->d.spec.n_labels, err)) ||
         (st = fm_evaluate_usage_create(&r->usage, r->model, err)))
         return st;
-    r->perm = fm_malloc_array((size_t)r->d.n_train, sizeof *r->perm);
     r->batch_idx = fm_malloc_array((size_t)r->B, sizeof *r->batch_idx);
-    if (!r->perm || !r->batch_idx) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the epoch order");
+    if (!r->batch_idx) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the epoch order");
     if ((st = fm_config_to_ini(cfg, &r->config_text, err)) != FM_OK) return st;
 
     /* What the model file records besides the model */
@@ -253,6 +303,11 @@ static int sums_parse(const char *text, Sums *s) {
 }
 
 static FmStatus save_checkpoint(Run *r, FmError *err) {
+    if (!r->writer) { /* rank 0 writes it; the others learn how that went */
+        FmStatus st = fm_dist_agree(r->dist, FM_OK, err);
+        if (st == FM_OK) r->has_checkpoint = 1;
+        return st;
+    }
     FmTrainProgress tp = {.epochs_done = r->epochs_done,
                           .steps_done = r->steps_done,
                           .best_metric = r->best_metric,
@@ -264,6 +319,7 @@ static FmStatus save_checkpoint(Run *r, FmError *err) {
     if (!tp.state_text) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory writing a checkpoint");
     FmStatus st = fm_checkpoint_save(r->path[PATH_CHECKPOINT], &r->model->params, &tp, err);
     fm_free(tp.state_text);
+    st = fm_dist_agree(r->dist, st, err);
     if (st == FM_OK) r->has_checkpoint = 1;
     return st;
 }
@@ -311,9 +367,40 @@ static FmStatus check_same_config(Run *r, const char *saved_text, FmError *err) 
     return st;
 }
 
-/* Loads the checkpoint when resuming; returns FM_OK with r->has_checkpoint 0 when there is
- * none. */
+/* What rank 0 sends the other ranks after reading a checkpoint. */
+typedef struct {
+    int has_checkpoint;
+    long epochs_done, steps_done, best_epoch, bad_epochs;
+    double best_metric;
+    Sums sums;
+} Position;
+
+static FmStatus read_checkpoint(Run *r, FmError *err);
+
+/* Loads the checkpoint when resuming (rank 0 reads it and sends parameters, Adam state and
+ * position to the other ranks); returns FM_OK with r->has_checkpoint 0 when there is none. */
 static FmStatus load_checkpoint(Run *r, FmError *err) {
+    FmStatus st = r->writer ? read_checkpoint(r, err) : FM_OK;
+    if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK || fm_dist_size(r->dist) == 1) return st;
+    Position pos = {r->has_checkpoint, r->epochs_done, r->steps_done, r->best_epoch, r->bad_epochs, r->best_metric,
+                    r->sums};
+    fm_dist_broadcast(r->dist, &pos, sizeof pos);
+    if (!pos.has_checkpoint) return FM_OK;
+    FmParams *p = &r->model->params;
+    fm_dist_broadcast(r->dist, p->data, p->total * sizeof *p->data);
+    fm_dist_broadcast(r->dist, p->adam_m, p->total * sizeof *p->adam_m);
+    fm_dist_broadcast(r->dist, p->adam_v, p->total * sizeof *p->adam_v);
+    r->has_checkpoint = 1;
+    r->epochs_done = pos.epochs_done;
+    r->steps_done = pos.steps_done;
+    r->best_epoch = pos.best_epoch;
+    r->bad_epochs = pos.bad_epochs;
+    r->best_metric = pos.best_metric;
+    r->sums = pos.sums;
+    return FM_OK;
+}
+
+static FmStatus read_checkpoint(Run *r, FmError *err) {
     if (!r->opt->resume || !file_exists(r->path[PATH_CHECKPOINT])) return FM_OK;
     FmTrainProgress tp;
     FmStatus st = fm_checkpoint_load(r->path[PATH_CHECKPOINT], &r->model->params, &tp, err);
@@ -347,10 +434,10 @@ static FmStatus load_checkpoint(Run *r, FmError *err) {
 static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
     FmRng order = fm_rng_split(&r->root, STREAM_ORDER), fwd_base = fm_rng_split(&r->root, STREAM_FORWARD);
     FmRng order_e = fm_rng_split(&order, (uint64_t)e), fwd_e = fm_rng_split(&fwd_base, (uint64_t)e);
-    for (int64_t i = 0; i < r->d.n_train; i++) r->perm[i] = (size_t)i;
-    fm_rng_shuffle(&order_e, r->perm, (size_t)r->d.n_train);
+    fm_train_order_shuffle(&r->order, &order_e);
     FmParams *p = &r->model->params;
     const FmModelConfig *mc = &r->model->cfg;
+    const int rank = fm_dist_rank(r->dist), ranks = fm_dist_size(r->dist);
     for (long s = first; s < r->steps_per_epoch; s++) {
         double t0 = now_s();
         fm_params_zero_grad(p);
@@ -364,30 +451,56 @@ static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
         }
         long j0 = s * r->accumulation, j1 = j0 + r->accumulation;
         if (j1 > r->batches_per_epoch) j1 = r->batches_per_epoch;
-        for (long j = j0; j < j1; j++) {
-            int64_t start = (int64_t)j * r->B;
-            int n = (int)(r->d.n_train - start < r->B ? r->d.n_train - start : r->B);
-            for (int k = 0; k < n; k++) r->batch_idx[k] = r->d.train[r->perm[start + k]];
-            FmStatus st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->batch_idx, n, err);
-            if (st != FM_OK) return st;
+        /* One process adds each micro-batch's loss into the epoch's sums; ranks add theirs
+         * into the step's, which are summed over ranks below. */
+        Sums step = {0}, *into = ranks > 1 ? &step : &r->sums;
+        FmStatus st = FM_OK;
+        for (long j = j0; j < j1 && st == FM_OK; j++) {
+            if (fm_train_order_owner(&r->order, j, ranks) != rank) continue;
+            const int64_t start = r->order.batch_start[j];
+            const int n = r->order.batch_size[j];
+            for (int k = 0; k < n; k++) r->batch_idx[k] = r->d.train[r->order.perm[start + k]];
+            st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->batch_idx, n, err);
+            if (st != FM_OK) break;
             FmRng rng = fm_rng_split(&fwd_e, (uint64_t)j);
             FmModelLoss loss;
             st = fm_model_forward(r->model, r->ws, &r->tb.view, 1, &rng, &loss, err);
-            if (st == FM_ERR_NUMERIC) return FM_ERR_NUMERIC;
-            if (st != FM_OK) return st;
+            if (st != FM_OK) break;
             fm_model_backward(r->model, r->ws);
-            r->sums.stays += n;
-            r->sums.total += loss.total * n;
-            r->sums.task += loss.task * n;
-            for (int t = 0; t < mc->n_tasks; t++) r->sums.part[t] += loss.task_loss[t] * n;
-            r->sums.balance += loss.balance * n;
-            r->sums.entropy += loss.entropy * n;
+            into->stays += n;
+            into->total += loss.total * n;
+            into->task += loss.task * n;
+            for (int t = 0; t < mc->n_tasks; t++) into->part[t] += loss.task_loss[t] * n;
+            into->balance += loss.balance * n;
+            into->entropy += loss.entropy * n;
             if (loss.competed) {
-                r->sums.compete_batches += 1;
-                r->sums.compete_router += loss.compete_router;
-                r->sums.compete_diversity += loss.compete_diversity;
-                r->sums.compete_balance += loss.compete_balance;
+                into->compete_batches += 1;
+                into->compete_router += loss.compete_router;
+                into->compete_diversity += loss.compete_diversity;
+                into->compete_balance += loss.compete_balance;
             }
+        }
+        if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
+        if (ranks > 1) {
+            /* The step's gradient: the ranks' sums of their micro-batch gradients, added in a
+             * fixed order (src/dist.h); then the loss sums likewise. */
+            fm_dist_sum_floats(r->dist, p->grad, p->total);
+            enum { NV = 9 };
+            double v[NV + FM_MAX_TASKS] = {step.stays,   step.total,           step.task,
+                                           step.balance, step.entropy,         step.compete_batches,
+                                           step.compete_router, step.compete_diversity, step.compete_balance};
+            for (int t = 0; t < FM_MAX_TASKS; t++) v[NV + t] = step.part[t];
+            fm_dist_sum_doubles(r->dist, v, NV + FM_MAX_TASKS);
+            r->sums.stays += v[0];
+            r->sums.total += v[1];
+            r->sums.task += v[2];
+            r->sums.balance += v[3];
+            r->sums.entropy += v[4];
+            r->sums.compete_batches += v[5];
+            r->sums.compete_router += v[6];
+            r->sums.compete_diversity += v[7];
+            r->sums.compete_balance += v[8];
+            for (int t = 0; t < mc->n_tasks; t++) r->sums.part[t] += v[NV + t];
         }
         /* The mean of the group's batch gradients, as if it were one larger batch. */
         float scale = 1.0f / (float)(j1 - j0);
@@ -410,16 +523,18 @@ static FmStatus train_epoch(Run *r, int e, long first, FmError *err) {
                            .stays_per_s = r->sums.train_s > 0 ? r->sums.stays / r->sums.train_s : 0.0,
                            .lr = r->sums.lr};
         notify(r, &ev);
-        int interrupted = fm_interrupt_requested() != 0;
+        /* Every rank stops at the same step when any of them received the signal. */
+        const int signal_number = fm_dist_max_int(r->dist, fm_interrupt_requested());
+        int interrupted = signal_number != 0;
         int periodic = r->checkpoint_every > 0 && (s + 1) % r->checkpoint_every == 0 && s + 1 < r->steps_per_epoch;
         if (interrupted || periodic) {
-            FmStatus st = save_checkpoint(r, err);
+            st = save_checkpoint(r, err);
             if (st != FM_OK) return st;
             if (interrupted)
                 return FM_FAIL(err, FM_ERR_INTERRUPTED, r->opt->out_dir,
                                "interrupted by signal %d in epoch %d after optimiser step %ld; checkpoint saved, "
                                "continue with --resume",
-                               fm_interrupt_requested(), e + 1, r->steps_done);
+                               signal_number, e + 1, r->steps_done);
         }
     }
     return FM_OK;
@@ -444,10 +559,10 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
     FmEvaluateLoss vloss;
     fm_evaluate_usage_clear(&r->usage);
     FmEvaluateOptions eo = {.usage = &r->usage, .loss = &vloss};
-    FmStatus st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val, r->d.n_val, &eo,
-                                      &r->val_pred, err);
+    FmStatus st = fm_evaluate_predict_dist(r->dist, r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val,
+                                           r->d.n_val, &eo, &r->val_pred, err);
     if (st == FM_OK) st = fm_evaluate_summarise(mc, &r->val_pred, rec->val, err);
-    if (st != FM_OK) return st;
+    if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
     rec->val_loss = vloss.total;
     rec->compete = r->compete;
     if (r->compete) {
@@ -456,16 +571,20 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
         rec->compete_router = nb > 0 ? r->sums.compete_router / nb : NAN;
         rec->compete_diversity = nb > 0 ? r->sums.compete_diversity / nb : NAN;
         rec->compete_balance = nb > 0 ? r->sums.compete_balance / nb : NAN;
-        /* Collapse diagnostics on the first validation batch (after the usage counts above). */
+        /* Collapse diagnostics on the first validation batch (after the usage counts above),
+         * by rank 0, whose block of validation stays starts with it. */
         FmMoeProbe probe[FM_MODEL_MAX_LAYERS];
         int n_probe = (int)(r->d.n_val < r->tb.cap ? r->d.n_val : r->tb.cap);
-        if ((st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val, n_probe, err)) != FM_OK ||
-            (st = fm_model_probe_experts(r->model, r->ws, &r->tb.view, probe, err)) != FM_OK)
-            return st;
-        for (int l = 0; l < mc->layers; l++) {
+        if (r->writer &&
+            (st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val, n_probe, err)) == FM_OK)
+            st = fm_model_probe_experts(r->model, r->ws, &r->tb.view, probe, err);
+        if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
+        for (int l = 0; l < mc->layers && r->writer; l++) {
             rec->similarity[l] = probe[l].similarity;
             rec->agreement[l] = probe[l].agreement;
         }
+        fm_dist_broadcast(r->dist, rec->similarity, sizeof rec->similarity);
+        fm_dist_broadcast(r->dist, rec->agreement, sizeof rec->agreement);
     }
     int higher;
     rec->select = fm_evaluate_select_value(mc, rec->val, r->select, vloss.total, &higher);
@@ -481,9 +600,10 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
         r->best_metric = rec->select;
         r->bad_epochs = 0;
         r->info.best_epoch = e + 1;
-        if ((st = fm_evaluate_choose_thresholds(mc, &r->val_pred, r->info.threshold, err)) != FM_OK) return st;
-        st = fm_train_model_save(r->path[PATH_MODEL], r->model, &r->d.cohort, r->d.split, &r->d.spec, &r->info, err);
-        if (st != FM_OK) return st;
+        st = fm_evaluate_choose_thresholds(mc, &r->val_pred, r->info.threshold, err);
+        if (st == FM_OK && r->writer)
+            st = fm_train_model_save(r->path[PATH_MODEL], r->model, &r->d.cohort, r->d.split, &r->d.spec, &r->info, err);
+        if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
     } else {
         r->bad_epochs++;
     }
@@ -492,7 +612,8 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
     r->sums.val_s += rec->val_s;
     fm_train_log_row(&r->log, mc, rec);
     if (r->log.failed) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the epoch log");
-    if ((st = fm_atomic_write_all(r->path[PATH_EPOCHS], r->log.data, r->log.len, err)) != FM_OK) return st;
+    if (r->writer) st = fm_atomic_write_all(r->path[PATH_EPOCHS], r->log.data, r->log.len, err);
+    if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
     /* The epoch is complete: its sums go into the run's totals and start over. */
     r->epochs_done = e + 1;
     Sums next = {.total_train_s = r->sums.total_train_s + r->sums.train_s,
@@ -519,30 +640,21 @@ static FmStatus write_timing(Run *r, FmError *err) {
     if (st == FM_OK)
         st = fm_json_add_number(root, "train_stays_per_s", r->sums.total_train_s > 0 ? stays / r->sums.total_train_s : NAN,
                                 err);
+    if (st == FM_OK && r->dist) {
+        /* This session's gradient sums on rank 0, waiting for the slowest rank included. */
+        if (st == FM_OK) st = fm_json_add_number(root, "ranks", fm_dist_size(r->dist), err);
+        if (st == FM_OK) st = fm_json_add_number(root, "gradient_sum_seconds", r->dist->sum_seconds, err);
+        if (st == FM_OK) st = fm_json_add_number(root, "gradient_sums", (double)r->dist->sum_calls, err);
+    }
     if (st == FM_OK) st = fm_json_write(root, r->path[PATH_TIMING], err);
     cJSON_Delete(root);
     return st;
 }
 
-static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
-    FmTrainEvent ev = {.kind = FM_TRAIN_EVENT_TEST, .epoch = (int)r->epochs_done, .step = r->steps_done,
-                       .best_epoch = (int)r->best_epoch};
-    notify(r, &ev);
-    double t0 = now_s();
-    /* The best epoch's parameters and thresholds, as the model file holds them. */
-    FmStatus st = fm_model_file_load_params(r->path[PATH_MODEL], r->model, err);
-    FmTrainInfo saved;
-    if (st == FM_OK) st = fm_train_model_read_info(r->path[PATH_MODEL], r->d.spec.n_labels, &saved, err);
-    if (st != FM_OK) return st;
-    memcpy(r->info.threshold, saved.threshold, sizeof saved.threshold);
-    fm_train_info_free(&saved);
+/* metrics.json, predictions.csv and timing.json of the test part; removes the checkpoint. */
+static FmStatus write_report(Run *r, double missing, uint64_t seed, double t0, FmError *err) {
     const FmConfig *cfg = r->cfg;
-    double missing = fm_config_float(cfg, "eval.missing_rate");
-    uint64_t seed = (uint64_t)fm_config_int(cfg, "train.seed");
-    FmEvaluateOptions eo = {.missing_rate = missing, .seed = seed};
-    st = fm_evaluate_predict(r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.test, r->d.n_test, &eo,
-                             &r->test_pred, err);
-    if (st != FM_OK) return st;
+    FmStatus st = FM_OK;
     cJSON *root = cJSON_CreateObject(), *run = NULL, *tasks = NULL;
     if (root && (run = cJSON_AddObjectToObject(root, "run"))) tasks = cJSON_AddObjectToObject(root, "tasks");
     if (!tasks) {
@@ -572,8 +684,41 @@ static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
     /* metrics.json last: its presence marks the run complete. */
     if (st == FM_OK) st = fm_json_write(root, r->path[PATH_METRICS], err);
     cJSON_Delete(root);
+    if (st == FM_OK && r->has_checkpoint) unlink(r->path[PATH_CHECKPOINT]);
+    return st;
+}
+
+static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
+    FmTrainEvent ev = {.kind = FM_TRAIN_EVENT_TEST, .epoch = (int)r->epochs_done, .step = r->steps_done,
+                       .best_epoch = (int)r->best_epoch};
+    notify(r, &ev);
+    double t0 = now_s();
+    /* The best epoch's parameters and thresholds, as the model file holds them (rank 0 reads
+     * it and sends them to the other ranks). */
+    FmStatus st = FM_OK;
+    if (r->writer) {
+        FmTrainInfo saved;
+        st = fm_model_file_load_params(r->path[PATH_MODEL], r->model, err);
+        if (st == FM_OK) st = fm_train_model_read_info(r->path[PATH_MODEL], r->d.spec.n_labels, &saved, err);
+        if (st == FM_OK) {
+            memcpy(r->info.threshold, saved.threshold, sizeof saved.threshold);
+            fm_train_info_free(&saved);
+        }
+    }
+    if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
+    FmParams *p = &r->model->params;
+    fm_dist_broadcast(r->dist, p->data, p->total * sizeof *p->data);
+    fm_dist_broadcast(r->dist, r->info.threshold, sizeof r->info.threshold);
+    const FmConfig *cfg = r->cfg;
+    double missing = fm_config_float(cfg, "eval.missing_rate");
+    uint64_t seed = (uint64_t)fm_config_int(cfg, "train.seed");
+    FmEvaluateOptions eo = {.missing_rate = missing, .seed = seed};
+    st = fm_evaluate_predict_dist(r->dist, r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.test, r->d.n_test,
+                                  &eo, &r->test_pred, err);
     if (st != FM_OK) return st;
-    if (r->has_checkpoint) unlink(r->path[PATH_CHECKPOINT]);
+    /* Rank 0 reports and writes; the others wait for how that went. */
+    if (r->writer) st = write_report(r, missing, seed, t0, err);
+    if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
     res->epochs_run = (int)r->epochs_done;
     res->best_epoch = (int)r->best_epoch;
     res->stopped_early = r->epochs_done < r->epochs;
@@ -588,25 +733,33 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
     memset(&r, 0, sizeof r);
     r.opt = opt;
     r.cfg = opt->cfg;
+    r.dist = opt->dist;
+    r.writer = fm_dist_is_writer(opt->dist);
     fm_strbuf_init(&r.log);
     FmStatus st = FM_OK;
     char metrics[FM_PATH_MAX];
-    if (snprintf(metrics, sizeof metrics, "%s/%s", opt->out_dir, FM_TRAIN_METRICS_FILE) < (int)sizeof metrics &&
-        opt->resume && file_exists(metrics)) {
+    /* Rank 0 looks at the run folder; the others follow its finding. */
+    int complete = r.writer && snprintf(metrics, sizeof metrics, "%s/%s", opt->out_dir, FM_TRAIN_METRICS_FILE) <
+                                   (int)sizeof metrics && opt->resume && file_exists(metrics);
+    complete = fm_dist_max_int(r.dist, complete);
+    if (complete) {
         /* Complete already: only if it was made with this configuration. */
         char path[FM_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", opt->out_dir, FM_TRAIN_CONFIG_FILE);
         char *text = NULL;
-        if ((st = fm_config_check(opt->cfg, err)) == FM_OK && (st = fm_train_folder_read(path, &text, err)) == FM_OK)
+        if ((st = fm_config_check(opt->cfg, err)) == FM_OK && r.writer &&
+            (st = fm_train_folder_read(path, &text, err)) == FM_OK)
             st = fm_train_check_same_config(text, opt->cfg, path, err);
         fm_free(text);
+        st = fm_dist_agree(r.dist, st, err);
         if (st == FM_OK) res->already_complete = 1;
         else if (st == FM_ERR_MISMATCH) fm_error_prefix(err, "the complete run in %s", opt->out_dir);
         return st;
     }
     if (strcmp(fm_config_string(opt->cfg, "model.kind"), "fusemoe") != 0) return fm_baseline_run(opt, res, err);
-    if ((st = setup(&r, err)) != FM_OK) goto done;
-    if ((st = fm_train_folder_create(opt->out_dir, err)) != FM_OK) goto done;
+    st = setup(&r, err);
+    if (st == FM_OK && r.writer) st = fm_train_folder_create(opt->out_dir, err);
+    if ((st = fm_dist_agree(r.dist, st, err)) != FM_OK) goto done;
     if ((st = load_checkpoint(&r, err)) != FM_OK) goto done;
     if (!r.has_checkpoint) {
         fm_train_log_header(&r.log, &r.model->cfg, r.compete);
@@ -615,7 +768,8 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
             goto done;
         }
     }
-    if ((st = fm_config_write(r.cfg, r.path[PATH_CONFIG], err)) != FM_OK) goto done;
+    if (r.writer) st = fm_config_write(r.cfg, r.path[PATH_CONFIG], err);
+    if ((st = fm_dist_agree(r.dist, st, err)) != FM_OK) goto done;
     FmTrainEvent start = {.kind = FM_TRAIN_EVENT_START,
                           .epoch = (int)r.epochs_done + 1,
                           .step = r.steps_done,
@@ -656,10 +810,11 @@ FmStatus fm_train_run(const FmTrainOptions *opt, FmTrainResult *res, FmError *er
                            .best_epoch = (int)r.best_epoch,
                            .stopping = finished_training(&r) && r.epochs_done < r.epochs};
         notify(&r, &ev);
-        if (fm_interrupt_requested()) {
+        const int signal_number = fm_dist_max_int(r.dist, fm_interrupt_requested());
+        if (signal_number) {
             st = FM_FAIL(err, FM_ERR_INTERRUPTED, opt->out_dir,
                          "interrupted by signal %d after epoch %d; checkpoint saved, continue with --resume",
-                         fm_interrupt_requested(), e + 1);
+                         signal_number, e + 1);
             goto done;
         }
     }

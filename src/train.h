@@ -7,7 +7,8 @@
  *  2. Training stays: the training part of split data.split, or a stratified, seeded
  *     train.train_fraction of it (strata: 0, 1 and unknown of the first binary label; at
  *     least one stay of every non-empty stratum).
- *  3. Epochs of train.batch_size stays in a seeded order; the gradients of
+ *  3. Epochs of train.batch_size stays in a seeded order (shuffled within train.shards shards,
+ *     src/train_order.h; one shard by default); the gradients of
  *     train.accumulation consecutive batches are averaged into one optimiser step (an epoch's
  *     last step may average fewer); global norm clipping (train.clip_norm); AdamW (src/params.h)
  *     at the rate of src/lr_schedule.h (warm-up over train.warmup_fraction of all steps, then
@@ -62,6 +63,7 @@
 #include <stdint.h>
 
 #include "src/config.h"
+#include "src/dist.h"
 #include "src/error.h"
 #include "src/train_log.h"
 
@@ -100,12 +102,32 @@ typedef struct {
 
 typedef void (*FmTrainObserver)(void *ctx, const FmTrainEvent *ev);
 
+/* Data-parallel training (src/dist.h; README "Running on a cluster"). With `dist` of N > 1
+ * ranks, every rank calls fm_train_run with the same options; the run is the one-process run
+ * with the work shared:
+ *  - each optimiser step's micro-batches (train.accumulation batches of train.batch_size
+ *    stays, in the order of src/train_order.h) are dealt to the ranks; a rank runs forward and
+ *    backward of its own exactly as one process would (same stays, same random streams); the
+ *    gradient arenas are summed over ranks in a fixed order (fm_dist_sum_floats) and every
+ *    rank takes the same clipping and Adam step, so the ranks' parameters stay identical bit
+ *    for bit. train.accumulation must be at least N (FM_ERR_CONFIG).
+ *  - a rank loads only the rows of the stays it computes: its shards when N divides
+ *    train.shards (else every training stay), and its blocks of the validation and test stays.
+ *  - validation and test predictions are computed in blocks of whole batches per rank and
+ *    gathered in stay order (src/evaluate_dist.h).
+ *  - rank 0 alone reads and writes the run folder, checkpoints included (on resume it reads
+ *    the checkpoint and sends the state to the others). A failure or an interruption on any
+ *    rank stops every rank at the same step (fm_dist_agree), with the same error.
+ * Against one process the model differs only by the rounding of the gradient sum (the ranks'
+ * micro-batch gradients are summed apart, then added); N ranks repeat their own results
+ * exactly. timing.json gains "ranks", "gradient_sum_seconds" and "gradient_sums". */
 typedef struct {
     const FmConfig *cfg;     /* resolved: files and overrides applied */
     const char *out_dir;     /* the run folder (created when missing) */
     int resume;              /* continue from out_dir/checkpoint.h5 if there is one */
     FmTrainObserver observer; /* may be NULL */
     void *observer_ctx;
+    FmDist *dist;            /* NULL: one process */
 } FmTrainOptions;
 
 typedef struct {

@@ -62,7 +62,7 @@ static FmStatus open_parts(FmStudyData *d, const FmConfig *cfg, const FmRng *roo
     if (!d->cohort_path[0])
         return FM_FAIL(err, FM_ERR_CONFIG, fm_config_where(cfg, "data.cohort"),
                        "[data] cohort: no cohort file given (set it, or pass --cohort)");
-    FmStatus st = fm_cohort_load(d->cohort_path, &d->cohort, err);
+    FmStatus st = fm_cohort_load_meta(d->cohort_path, &d->cohort, err);
     if (st != FM_OK) return st;
     d->split = (int)fm_config_int(cfg, "data.split");
     if (d->split >= d->cohort.n_splits) {

@@ -27,7 +27,8 @@ typedef struct {
     int64_t n_train_all, n_train, n_val, n_test;
 } FmStudyData;
 
-/* Loads data.cohort, checks data.split against it (FM_ERR_CONFIG at the key), builds the spec
+/* Loads data.cohort without its observation rows (fm_cohort_load_meta: the caller reads the
+ * rows of the stays it serves with fm_cohort_load_rows), checks data.split against it (FM_ERR_CONFIG at the key), builds the spec
  * (modalities, tasks, label columns), lists the split's parts (FM_ERR_ARG without training or
  * validation stays), draws the stratified, seeded train.train_fraction of the training stays
  * (strata: 0, 1 and unknown of the first binary label; at least one stay of every non-empty

@@ -6,6 +6,7 @@
 
 #include "src/ablate.h"
 #include "src/alloc.h"
+#include "src/cli/cli_mpi.h"
 #include "src/cli/cmd_common.h"
 #include "src/cli/commands.h"
 #include "src/cli/progress.h"
@@ -14,6 +15,8 @@
 static void ablate_usage(FILE *out) {
     fprintf(out,
             "usage: fusemoe ablate --grid GRID.ini --out DIR [--jobs N] [--quiet]\n"
+            "       fusemoe ablate --grid GRID.ini --out DIR --slurm-script FILE\n"
+            "       fusemoe ablate --grid GRID.ini --out DIR (--array-task T | --collect)\n"
             "\n"
             "Runs every (configuration, split, seed) of the grid as an independent `fusemoe train`\n"
             "(at most N at once, each with 1 OpenBLAS thread unless the grid sets train.threads),\n"
@@ -39,6 +42,12 @@ static void ablate_usage(FILE *out) {
             "  --out DIR    output folder (created when missing)\n"
             "  --jobs N     runs at once (default 1); results do not depend on it\n"
             "  --quiet      no progress output\n"
+            "  --slurm-script FILE  run nothing; write a Slurm job-array script with one task per\n"
+            "               training run (its comments give the sbatch and collect commands)\n"
+            "  --array-task T       run training run T (0-based, grid order) and its evaluations only\n"
+            "  --collect    run nothing; write results.csv and results.md from the complete runs\n"
+            "Under mpirun (MPI builds) every rank runs one run at a time and asks rank 0 for the next\n"
+            "when it is done; the tables are the same as with --jobs.\n"
             "SIGINT/SIGTERM stop the running jobs (they save checkpoints) and exit with status %d.\n",
             FM_EXIT_INTERRUPTED);
 }
@@ -66,8 +75,9 @@ static void observe(void *ctx, const FmAblateEvent *ev) {
 
 int fm_cmd_ablate(int argc, char **argv) {
     const char *grid = NULL, *out = NULL;
-    long jobs = 1;
-    int quiet = 0;
+    long jobs = 1, task = -1;
+    int quiet = 0, collect = 0, jobs_set = 0;
+    const char *slurm = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -76,6 +86,10 @@ int fm_cmd_ablate(int argc, char **argv) {
         }
         if (strcmp(a, "--quiet") == 0) {
             quiet = 1;
+            continue;
+        }
+        if (strcmp(a, "--collect") == 0) {
+            collect = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -90,6 +104,11 @@ int fm_cmd_ablate(int argc, char **argv) {
             out = v;
         } else if (strcmp(a, "--jobs") == 0) {
             if (!fm_cli_parse_long("ablate", a, v, 1, 256, &jobs)) return 2;
+            jobs_set = 1;
+        } else if (strcmp(a, "--slurm-script") == 0) {
+            slurm = v;
+        } else if (strcmp(a, "--array-task") == 0) {
+            if (!fm_cli_parse_long("ablate", a, v, 0, 1000000000, &task)) return 2;
         } else {
             fprintf(stderr, "fusemoe ablate: %s: unknown option\n", a);
             ablate_usage(stderr);
@@ -101,6 +120,17 @@ int fm_cmd_ablate(int argc, char **argv) {
         ablate_usage(stderr);
         return 2;
     }
+    if ((slurm != NULL) + (task >= 0) + collect > 1) {
+        fprintf(stderr, "fusemoe ablate: --slurm-script, --array-task and --collect exclude each other\n");
+        return 2;
+    }
+    const int distributed = fm_cli_dist() != NULL;
+    if (distributed && (slurm || task >= 0 || collect || jobs_set)) {
+        if (fm_cli_is_rank0())
+            fprintf(stderr, "fusemoe ablate: under mpirun every rank runs one run at a time; --jobs, --slurm-script, "
+                            "--array-task and --collect run without mpirun\n");
+        return 2;
+    }
     /* The runs execute this very program. */
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -110,13 +140,25 @@ int fm_cmd_ablate(int argc, char **argv) {
     }
     exe[n] = '\0';
     fm_interrupt_install();
+    if (!fm_cli_is_rank0()) { /* runs what rank 0 hands out */
+        fm_cli_serve_jobs();
+        return 0;
+    }
     View view = {.quiet = quiet};
     FmAblateOptions opt = {.grid_path = grid, .out_dir = out, .jobs = (int)jobs, .exe = exe, .observer = observe,
-                           .observer_ctx = &view};
+                           .observer_ctx = &view, .runner = fm_cli_job_runner(), .one_task = task >= 0,
+                           .task = (int)task, .collect = collect, .slurm_script = slurm};
     FmAblateResult res;
     FmError err;
     double t0 = fm_progress_now();
     FmStatus st = fm_ablate_run(&opt, &res, &err);
+    fm_cli_stop_jobs();
+    if (st == FM_OK && slurm) {
+        printf("wrote %s: a job array of %d task%s (one per training run of the %d runs); submit and collect with\n"
+               "  jid=$(sbatch --parsable %s)\n"
+               "  sbatch --dependency=afterany:$jid --wrap \"fusemoe ablate --grid %s --out %s --collect\"\n",
+               slurm, res.n_training_runs, res.n_training_runs == 1 ? "" : "s", res.n_runs, slurm, grid, out);
+    }
     if (res.markdown) {
         fputs(res.markdown, stdout);
         printf("\nwrote %s/results.csv and %s/results.md (%d of %d runs complete, %.0f s)\n", out, out, res.n_complete,

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "src/cli/cli_mpi.h"
 #include "src/cli/cmd_common.h"
 #include "src/cli/commands.h"
 #include "src/cli/progress.h"
@@ -30,6 +31,8 @@ static void train_usage(FILE *out) {
             "writes DIR/config.ini, epochs.csv, model.h5 (best epoch), predictions.csv and metrics.json\n"
             "(test part), timing.json, and checkpoint.h5 while the run is incomplete.\n"
             "SIGINT/SIGTERM save a checkpoint and exit with status %d; --resume continues.\n"
+            "Under mpirun (MPI builds) the ranks share each optimiser step's micro-batches; rank 0\n"
+            "writes DIR (README, \"Running on a cluster\").\n"
             "\n"
             "example:\n"
             "  fusemoe train --config configs/synth_study.ini --set model.gate=softmax --out runs/softmax\n",
@@ -53,6 +56,7 @@ static void observe(void *ctx, const FmTrainEvent *ev) {
                 (long long)ev->n_train, (long long)ev->n_val, (long long)ev->n_test, ev->n_params, ev->epochs,
                 ev->total_steps / (ev->epochs > 0 ? ev->epochs : 1),
                 ev->resumed ? "; resuming from the checkpoint" : "");
+        if (fm_cli_dist()) fprintf(stderr, "train: data-parallel on %d ranks\n", fm_dist_size(fm_cli_dist()));
         v->start_step = ev->step;
         fm_progress_begin(&v->bar, stderr, ev->total_steps - ev->step);
         break;
@@ -140,18 +144,23 @@ int fm_cmd_train(int argc, char **argv) {
         return 1;
     }
     fm_interrupt_install();
-    View view = {.quiet = quiet};
-    FmTrainOptions opt = {.cfg = &cfg, .out_dir = out, .resume = resume, .observer = observe, .observer_ctx = &view};
+    /* Ranks other than 0 compute silently: rank 0 tells the progress, the results and the
+     * error every rank agreed on. */
+    const int rank0 = fm_cli_is_rank0();
+    View view = {.quiet = quiet || !rank0};
+    FmTrainOptions opt = {.cfg = &cfg, .out_dir = out, .resume = resume, .observer = observe, .observer_ctx = &view,
+                          .dist = fm_cli_dist()};
     FmTrainResult res;
     st = fm_train_run(&opt, &res, &err);
     char kind[32];
     snprintf(kind, sizeof kind, "%s", fm_config_string(&cfg, "model.kind"));
     fm_config_free(&cfg);
     if (st != FM_OK) {
-        if (!quiet && view.bar.out) fm_progress_end(&view.bar);
-        fm_cli_report("train", &err);
+        if (!view.quiet && view.bar.out) fm_progress_end(&view.bar);
+        if (rank0) fm_cli_report("train", &err);
         return fm_cli_exit_status(st);
     }
+    if (!rank0) return 0;
     char metrics[4200];
     snprintf(metrics, sizeof metrics, "%s/%s", out, FM_TRAIN_METRICS_FILE);
     if (res.already_complete) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "src/blas_kernel.h"
+#include "src/cli/cli_mpi.h"
 #include "src/cli/commands.h"
 #include "src/version.h"
 
@@ -42,8 +43,21 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(name, COMMANDS[i].name) == 0) return COMMANDS[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, COMMANDS[i].name) != 0) continue;
+        /* Under mpirun: train and ablate share the work among the ranks; the rest run alone. */
+        if (fm_cli_mpi_begin(&argc, &argv) != 0) return 1;
+        int status;
+        if (fm_cli_dist() && strcmp(name, "train") != 0 && strcmp(name, "ablate") != 0) {
+            if (fm_cli_is_rank0())
+                fprintf(stderr, "fusemoe %s: runs as one process; start it without mpirun (or with -np 1)\n", name);
+            status = 2;
+        } else {
+            status = COMMANDS[i].run(argc - 1, argv + 1);
+        }
+        fm_cli_mpi_end();
+        return status;
+    }
     fprintf(stderr, "fusemoe: unknown command '%s'\n", name);
     usage(stderr);
     return 2;
