@@ -97,41 +97,6 @@ static char *results_csv(const FmAblateGrid *g, const FmAblateRow *rows, int n) 
     return fm_strbuf_take(&b);
 }
 
-/* Display of a metric column: percent for ranking metrics, plain otherwise. */
-static void column_style(const char *metric, FmTableColumn *col, char *label, size_t cap) {
-    static const struct {
-        const char *name, *label;
-        double scale;
-        int decimals;
-    } STYLES[] = {{"auroc", "AUROC (%)", 100, 1},
-                  {"auprc", "AUPRC (%)", 100, 1},
-                  {"f1", "F1 (%)", 100, 1},
-                  {"f1_at_0.5", "F1 at 0.5 (%)", 100, 1},
-                  {"macro_auroc", "macro AUROC (%)", 100, 1},
-                  {"micro_auroc", "micro AUROC (%)", 100, 1},
-                  {"macro_f1", "macro F1 (%)", 100, 1},
-                  {"macro_f1_at_0.5", "macro F1 at 0.5 (%)", 100, 1},
-                  {"brier", "Brier", 1, 3},
-                  {"ece", "ECE", 1, 3},
-                  {"mae", "MAE", 1, 3},
-                  {"rmse", "RMSE", 1, 3},
-                  {"r2", "R^2", 1, 3},
-                  {"mae_days", "MAE (days)", 1, 2}};
-    const char *dot = strchr(metric, '.');
-    const char *m = dot ? dot + 1 : metric;
-    col->metric = metric;
-    col->scale = 1;
-    col->decimals = 3;
-    snprintf(label, cap, "%s", m);
-    for (size_t i = 0; i < sizeof STYLES / sizeof *STYLES; i++)
-        if (strcmp(STYLES[i].name, m) == 0) {
-            snprintf(label, cap, "%s", STYLES[i].label);
-            col->scale = STYLES[i].scale;
-            col->decimals = STYLES[i].decimals;
-        }
-    col->label = label;
-}
-
 /* Appends the table of task `task` (the grid's metrics that start with "task."). */
 static FmStatus task_table(const FmAblateGrid *g, const FmAblateRow *rows, int n, const char *task, FmStrBuf *md,
                            FmError *err) {
@@ -153,7 +118,7 @@ static FmStatus task_table(const FmAblateGrid *g, const FmAblateRow *rows, int n
     }
     FmTableColumn cols[64];
     char labels[64][48];
-    for (int j = 0; j < k; j++) column_style(names[j], &cols[j], labels[j], sizeof labels[j]);
+    for (int j = 0; j < k; j++) fm_results_column_style(names[j], &cols[j], labels[j], sizeof labels[j]);
     char *table = NULL;
     if (st == FM_OK && res.n_rows > 0) {
         FmTableSpec spec = {.columns = cols, .n_columns = k, .baseline = has_baseline ? g->baseline : NULL};

@@ -91,6 +91,12 @@ typedef struct {
                      instead of the paired t-test */
 } FmTableSpec;
 
+/* The display of metric column `metric` ("<task>.<metric>" or "<metric>"): AUROC, AUPRC, F1
+ * and their macro/micro forms in percent with 1 decimal ("AUROC (%)"), MAE in days with 2, other
+ * metrics (Brier, ECE, MAE, RMSE, R^2, ...) as they are with 3. `label` (cap bytes) receives the
+ * header text, which col->label then points to. */
+void fm_results_column_style(const char *metric, FmTableColumn *col, char *label, size_t cap);
+
 /* Renders the Markdown table. Columns: Configuration, Runs, one per metric
  * ("mean +- std [lo, hi]" scaled; "(n = k)" added when only k of the runs have the metric;
  * just the mean when k = 1; "n/a" when k = 0), then with a baseline one "<label> vs

@@ -28,4 +28,10 @@ int fm_cmd_ablate(int argc, char **argv);
 /* Prints a model file's configuration, parameter counts and expert utilisation (src/inspect.h). */
 int fm_cmd_inspect(int argc, char **argv);
 
+/* One paper-style table from several results.csv files. */
+int fm_cmd_report(int argc, char **argv);
+
+/* ROC curves and reliability diagrams from predictions.csv files. */
+int fm_cmd_plot(int argc, char **argv);
+
 #endif

@@ -16,6 +16,8 @@ static const FmCommand COMMANDS[] = {
     {"predict", "score the stays of a cohort with a trained model: predictions.csv", fm_cmd_predict},
     {"ablate", "run a grid of configurations x splits x seeds and tabulate the results", fm_cmd_ablate},
     {"inspect", "a model file's configuration, parameter counts and expert utilisation", fm_cmd_inspect},
+    {"report", "one paper-style table from several results.csv files", fm_cmd_report},
+    {"plot", "ROC curves and reliability diagrams from predictions.csv files", fm_cmd_plot},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);
 
