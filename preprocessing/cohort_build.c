@@ -241,6 +241,9 @@ static FmObsOutcome classify(const FmCohortBuilder *b, const FmVarEntry *E, doub
     return FM_OBS_KEPT;
 }
 
+/* A valid value as stored: log(1 + v) for a log1p variable (the mapping's transform column). */
+static double stored_value(const FmVarEntry *E, double v) { return E->log1p ? log1p(v) : v; }
+
 /* Stable sort of items by time; input is usually already in order. */
 static void sort_items(FmBuildItem *a, FmBuildItem *tmp, size_t n) {
     size_t i = 1;
@@ -300,13 +303,13 @@ FmStatus fm_cohort_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t
             }
             StaticBest *sb = &best[E->channel];
             sb->n_valid++;
-            if (o->time_h < sb->t) sb->t = o->time_h, sb->v = o->value;
+            if (o->time_h < sb->t) sb->t = o->time_h, sb->v = stored_value(E, o->value);
             continue;
         }
         if (out != FM_OBS_KEPT)
             cnt[o->entry * NOUT + out]++;
         else
-            b->items[n_items++] = (FmBuildItem){o->time_h, o->entry, o->value, (int32_t)i};
+            b->items[n_items++] = (FmBuildItem){o->time_h, o->entry, stored_value(E, o->value), (int32_t)i};
         /* Sources without descriptor lines: a series variable also named in static gives the
          * static channel its first valid value. */
         int twin = b->twin_static[o->entry];
@@ -318,7 +321,7 @@ FmStatus fm_cohort_builder_add_stay(FmCohortBuilder *b, int64_t stay_id, int32_t
             } else {
                 StaticBest *sb = &best[S->channel];
                 sb->n_valid++;
-                if (o->time_h < sb->t) sb->t = o->time_h, sb->v = o->value;
+                if (o->time_h < sb->t) sb->t = o->time_h, sb->v = stored_value(S, o->value);
             }
         }
     }
@@ -516,7 +519,9 @@ FmStatus fm_cohort_builder_finish(FmCohortBuilder *b, FmCohort *c, int32_t **lab
                 const FmVarEntry *E = &map->entries[vm->entry[k]];
                 cm->range_min[k] = E->min;
                 cm->range_max[k] = E->max;
-                if (!(cm->channel[k] = fm_strdup(E->name))) {
+                char name[300];
+                snprintf(name, sizeof name, E->log1p ? "log1p(%s)" : "%s", E->name);
+                if (!(cm->channel[k] = fm_strdup(name))) {
                     st = nomem(err);
                     break;
                 }

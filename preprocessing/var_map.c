@@ -10,10 +10,10 @@
 typedef struct {
     FmVarMap *map;
     FmCsvColumns cols;
-    int c_var, c_mod, c_min, c_max;
+    int c_var, c_mod, c_min, c_max, c_transform;
     int header_fields;
     /* current row */
-    char var[256], mod[128];
+    char var[256], mod[128], transform[32];
     double min, max;
     int cap_entries, cap_mods;
 } MapReader;
@@ -108,6 +108,8 @@ static FmStatus on_field(void *ctx, const FmCsvPos *pos, const char *s, size_t l
         return copy_field(r->var, sizeof r->var, s, len, "variable", pos, err);
     if (col == r->cols.index[r->c_mod])
         return copy_field(r->mod, sizeof r->mod, s, len, "modality", pos, err);
+    if (col == r->cols.index[r->c_transform])
+        return copy_field(r->transform, sizeof r->transform, s, len, "transform", pos, err);
     if (col == r->cols.index[r->c_min] || col == r->cols.index[r->c_max]) {
         int is_min = col == r->cols.index[r->c_min];
         double v;
@@ -140,6 +142,13 @@ static FmStatus add_entry(MapReader *r, const FmCsvPos *pos, FmError *err) {
     if (r->min > r->max)
         return FM_FAIL(err, FM_ERR_FORMAT, where, "range of '%s': min %g is above max %g", r->var, r->min,
                        r->max);
+    int log1p_transform = strcmp(r->transform, "log1p") == 0;
+    if (!log1p_transform && r->transform[0] && strcmp(r->transform, "none") != 0)
+        return FM_FAIL(err, FM_ERR_FORMAT, where, "column transform: \"%s\" is not one of log1p, none (or empty)",
+                       r->transform);
+    if (log1p_transform && !(r->min >= 0))
+        return FM_FAIL(err, FM_ERR_FORMAT, where,
+                       "transform log1p of '%s' needs a plausible range with min >= 0 (min is %g)", r->var, r->min);
     int mi = fm_var_map_modality(m, r->mod);
     int is_static = strcmp(r->mod, "static") == 0;
     /* A variable may be one series channel and one static channel, not more. */
@@ -185,6 +194,7 @@ static FmStatus add_entry(MapReader *r, const FmCsvPos *pos, FmError *err) {
     e->channel = md->C;
     e->min = r->min;
     e->max = r->max;
+    e->log1p = log1p_transform;
     e->line = pos->line;
     md->entry[md->C++] = m->n_entries++;
     return FM_OK;
@@ -201,7 +211,7 @@ static FmStatus on_row(void *ctx, const FmCsvPos *pos, int n_fields, FmError *er
         return FM_FAIL(err, FM_ERR_FORMAT, fm_csv_where(pos, where, sizeof where),
                        "expected %d fields (as in the header), got %d", r->header_fields, n_fields);
     FmStatus st = add_entry(r, pos, err);
-    r->var[0] = r->mod[0] = '\0';
+    r->var[0] = r->mod[0] = r->transform[0] = '\0';
     r->min = -INFINITY;
     r->max = INFINITY;
     return st;
@@ -243,6 +253,7 @@ FmStatus fm_var_map_read(const char *path, FmVarMap *map, FmError *err) {
     r.c_mod = fm_csv_columns_want(&r.cols, "modality", 1);
     r.c_min = fm_csv_columns_want(&r.cols, "min", 0);
     r.c_max = fm_csv_columns_want(&r.cols, "max", 0);
+    r.c_transform = fm_csv_columns_want(&r.cols, "transform", 0);
     FmCsvReader reader;
     fm_csv_reader_init(&reader);
     FmStatus st = fm_csv_read_file(&reader, path, path, FM_CSV_COMMENTS, on_field, on_row, &r, err);

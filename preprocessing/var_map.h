@@ -7,7 +7,12 @@
  * `static` holds descriptors (kind FM_MODALITY_STATIC); every other modality is an irregular
  * series (FM_MODALITY_SERIES). A variable may appear at most once as a series channel and at
  * most once in `static` (P12's Weight is both: the admission descriptor and a time series).
- * An empty min or max means no bound on that side. */
+ * An empty min or max means no bound on that side. An optional column `transform` may say
+ * `log1p` for a skewed non-negative variable (min >= 0 required): its valid values are stored
+ * as log(1 + x) and its channel is named "log1p(<variable>)", so standardisation sees a less
+ * heavy tail and a model fitted on transformed values cannot be applied to untransformed ones
+ * unnoticed (the channel names differ). Empty or `none` means no transform. Ranges stay in the
+ * variable's own units (they are checked before the transform). */
 #ifndef FM_VAR_MAP_H
 #define FM_VAR_MAP_H
 
@@ -22,6 +27,7 @@ typedef struct {
     int channel;  /* channel within that modality */
     double min;   /* plausible range, inclusive; -INFINITY / +INFINITY when unbounded */
     double max;
+    int log1p; /* 1: valid values are stored as log(1 + x) (transform column) */
     long line; /* line in the mapping file, for messages */
 } FmVarEntry;
 

@@ -280,6 +280,12 @@ START_TEST(test_var_map_errors) {
     expect_map_error(dir, "variable,modality\nHR\n", "map.csv:2",
                      "expected 2 fields (as in the header), got 1");
     expect_map_error(dir, "variable,modality\n,vitals\n", "map.csv:2", "empty variable name");
+    expect_map_error(dir, "variable,modality,min,max,transform\nALP,labs,0,5000,log\n", "map.csv:2",
+                     "column transform: \"log\" is not one of log1p, none (or empty)");
+    expect_map_error(dir, "variable,modality,min,max,transform\nTemp,vitals,-5,45,log1p\n", "map.csv:2",
+                     "transform log1p of 'Temp' needs a plausible range with min >= 0 (min is -5)");
+    expect_map_error(dir, "variable,modality,transform\nALP,labs,log1p\n", "map.csv:2",
+                     "transform log1p of 'ALP' needs a plausible range with min >= 0 (min is -inf)");
     expect_map_error(dir, "variable,modality\n# nothing\n", "map.csv", "the mapping lists no variable");
     /* A comment, a unit column and empty bounds are fine. */
     char path[1024];

@@ -125,7 +125,8 @@ START_TEST(test_p12_rules_on_fixture) {
     /* 100001 labs and static. */
     ck_assert_int_eq(c.mod[L].count[0], 1);
     ck_assert_float_eq(tim(&c, L, 0, 0), 2.0f);
-    ck_assert_float_eq(val(&c, L, 0, 0, chan(&c, L, "Glucose")), 120);
+    /* Glucose is log1p-transformed by the P12 mapping */
+    ck_assert_float_eq_tol(val(&c, L, 0, 0, chan(&c, L, "log1p(Glucose)")), (float)log1p(120.0), 1e-6);
     const float want_static0[] = {54, 0, 170.2f, 4, 80};
     for (int k = 0; k < 5; k++) {
         ck_assert(msk(&c, S, 0, 0, k));
@@ -235,6 +236,45 @@ END_TEST
 
 /* A long CSV in no particular order, with extra columns, static-only and twin variables,
  * phenotype labels; values worked out by hand. */
+/* A log1p variable: range checked in its own units, value stored as log(1 + x) (duplicates
+ * averaged after the transform), channel named log1p(<variable>). */
+START_TEST(test_log1p_transform) {
+    char dir[512], ob[1024], lb[1024], mp[1024];
+    fm_test_tmpdir(dir, sizeof dir);
+    write_text(dir, "obs.csv",
+               "stay_id,time_h,variable,value\n1,1.0,ALP,99\n1,2.0,ALP,6000\n1,3.0,ALP,0\n1,3.0,ALP,3\n"
+               "1,4.0,HR,80\n",
+               ob, sizeof ob);
+    write_text(dir, "labels.csv", "stay_id,mortality,los_days\n1,0,3\n", lb, sizeof lb);
+    write_text(dir, "map.csv", "variable,modality,min,max,transform\nHR,vitals,10,300,\nALP,labs,0,5000,log1p\n", mp,
+               sizeof mp);
+    FmPrepareOptions o = fm_prepare_defaults();
+    o.long_csv = ob;
+    const char *lf[] = {lb};
+    o.label_files = lf;
+    o.n_label_files = 1;
+    o.mapping = mp;
+    FmCohort c;
+    FmVarMap map;
+    FmPrepareReport rep;
+    FmError err;
+    ck_assert_int_eq(fm_prepare_run(&o, &c, &map, &rep, &err), FM_OK);
+    int L = fm_cohort_find_modality(&c, "labs");
+    ck_assert_str_eq(c.mod[L].channel[0], "log1p(ALP)");
+    ck_assert_str_eq(c.mod[fm_cohort_find_modality(&c, "vitals")].channel[0], "HR");
+    ck_assert_double_eq(c.mod[L].range_max[0], 5000); /* ranges stay in the variable's units */
+    ck_assert_int_eq(c.mod[L].count[0], 2);           /* 6000 is above the range */
+    ck_assert_float_eq_tol(val(&c, L, 0, 0, 0), (float)log1p(99.0), 1e-6);
+    /* 0 and 3 at the same time: mean of log(1) and log(4) */
+    ck_assert_float_eq_tol(val(&c, L, 0, 1, 0), (float)(0.5 * log1p(3.0)), 1e-6);
+    ck_assert_int_eq(obs(&rep, entry(&map, "ALP", "labs"), FM_OBS_ABOVE_RANGE), 1);
+    fm_cohort_free(&c);
+    fm_var_map_free(&map);
+    fm_report_free(&rep);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_long_csv_rules) {
     char dir[512], ob[1024], lb[1024], mp[1024];
     fm_test_tmpdir(dir, sizeof dir);
@@ -891,11 +931,15 @@ START_TEST(test_p12_subset_against_plain_reading) {
             for (int m = 0; m < c.M; m++) {
                 if (c.mod[m].kind != FM_MODALITY_SERIES) continue;
                 for (int ch = 0; ch < c.mod[m].C; ch++) {
-                    if (strcmp(c.mod[m].channel[ch], par) != 0) continue;
+                    /* a log1p channel holds log(1 + value) of its variable */
+                    const char *name = c.mod[m].channel[ch];
+                    int is_log = strncmp(name, "log1p(", 6) == 0;
+                    size_t len = is_log ? strlen(name) - 7 : strlen(name);
+                    if (strlen(par) != len || strncmp(is_log ? name + 6 : name, par, len) != 0) continue;
                     if (v == -1 || t > 48 || v < c.mod[m].range_min[ch] || v > c.mod[m].range_max[ch])
                         continue;
                     ck_assert_int_lt(n, 4096);
-                    ob[n].m = m, ob[n].ch = ch, ob[n].t = t, ob[n].v = (float)v, n++;
+                    ob[n].m = m, ob[n].ch = ch, ob[n].t = t, ob[n].v = is_log ? log1p(v) : v, n++;
                 }
             }
         }
@@ -1108,6 +1152,7 @@ static Suite *preprocess_suite(void) {
     tcase_add_test(tc, test_p12_rules_on_fixture);
     tcase_add_test(tc, test_window_option);
     tcase_add_test(tc, test_long_csv_rules);
+    tcase_add_test(tc, test_log1p_transform);
     tcase_add_test(tc, test_unmapped_names_and_empty_cohort);
     tcase_add_test(tc, test_builder_events);
     tcase_add_test(tc, test_prepare_with_notes_and_images);
