@@ -75,9 +75,9 @@ START_TEST(test_report_merges_and_compares) {
                b, sizeof b);
     snprintf(out, sizeof out, "%s/table.md", g_dir);
     snprintf(cmd, sizeof cmd,
-             "build/fusemoe report --results %s,%s --metrics mortality.auroc,mortality.auprc "
+             "%s report --results %s,%s --metrics mortality.auroc,mortality.auprc "
              "--rename laplace=FuseMoE --order logreg,softmax,FuseMoE --baseline FuseMoE --title '## Mortality' "
-             "--out %s",
+             "--out %s", fm_test_cli(),
              a, b, out);
     ck_assert_int_eq(run(cmd, text, sizeof text), 0);
     ck_assert_ptr_nonnull(strstr(text, "## Mortality"));
@@ -96,9 +96,9 @@ START_TEST(test_report_merges_and_compares) {
     ck_assert_ptr_nonnull(strstr(text, file)); /* the file holds what was printed */
     free(file);
     /* Usage errors and an unknown baseline. */
-    snprintf(cmd, sizeof cmd, "build/fusemoe report --results %s", a);
+    snprintf(cmd, sizeof cmd, "%s report --results %s", fm_test_cli(), a);
     ck_assert_int_eq(run(cmd, text, sizeof text), 2);
-    snprintf(cmd, sizeof cmd, "build/fusemoe report --results %s --metrics mortality.auroc --baseline nope", a);
+    snprintf(cmd, sizeof cmd, "%s report --results %s --metrics mortality.auroc --baseline nope", fm_test_cli(), a);
     ck_assert_int_eq(run(cmd, text, sizeof text), 1);
     ck_assert_ptr_nonnull(strstr(text, "nope"));
 }
@@ -113,7 +113,7 @@ START_TEST(test_plot_roc_and_calibration) {
     const char *kinds[] = {"roc", "calibration"};
     for (int k = 0; k < 2; k++) {
         snprintf(out, sizeof out, "%s/%s.png", g_dir, kinds[k]);
-        snprintf(cmd, sizeof cmd, "build/fusemoe plot %s --predictions %s+%s,%s --labels both,one --task mortality --out %s",
+        snprintf(cmd, sizeof cmd, "%s plot %s --predictions %s+%s,%s --labels both,one --task mortality --out %s", fm_test_cli(),
                  kinds[k], a, a, a, out);
         ck_assert_int_eq(run(cmd, text, sizeof text), 0);
         FILE *f = fopen(out, "rb");
@@ -123,10 +123,10 @@ START_TEST(test_plot_roc_and_calibration) {
         fclose(f);
         ck_assert_mem_eq(sig, "\x89PNG\r\n\x1a\n", 8);
     }
-    snprintf(cmd, sizeof cmd, "build/fusemoe plot roc --predictions %s,%s --labels one --task mortality --out %s", a, a,
+    snprintf(cmd, sizeof cmd, "%s plot roc --predictions %s,%s --labels one --task mortality --out %s", fm_test_cli(), a, a,
              out);
     ck_assert_int_eq(run(cmd, text, sizeof text), 2); /* two curves, one label */
-    snprintf(cmd, sizeof cmd, "build/fusemoe plot roc --predictions %s --labels one --task los --out %s", a, out);
+    snprintf(cmd, sizeof cmd, "%s plot roc --predictions %s --labels one --task los --out %s", fm_test_cli(), a, out);
     ck_assert_int_eq(run(cmd, text, sizeof text), 1);
     ck_assert_ptr_nonnull(strstr(text, "no predictions of task los"));
 }

@@ -82,19 +82,7 @@ void fm_study_setup(void) {
     prepare(synth, out, 1, 0, "phe_");
     snprintf(out, sizeof out, "%s/cohort_nophe.h5", g_dir);
     prepare(synth, out, 1, 1, "zzz_");
-    /* The CLI beside this suite: <build>/tests/test_x -> <build>/fusemoe */
-    char exe[900];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        perror("study support: /proc/self/exe");
-        exit(1);
-    }
-    exe[n] = '\0';
-    for (int k = 0; k < 2; k++) {
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = '\0';
-    }
-    snprintf(g_cli, sizeof g_cli, "%s/fusemoe", exe);
+    snprintf(g_cli, sizeof g_cli, "%s", fm_test_cli());
 }
 
 void fm_study_teardown(void) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "src/alloc.h"
 
@@ -133,6 +134,24 @@ void fm_test_rmtree(const char *path) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     ck_assert_int_eq(system(cmd), 0);
+}
+
+const char *fm_test_cli(void) {
+    static char cli[1024];
+    if (cli[0]) return cli;
+    char exe[900];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        perror("tests: /proc/self/exe");
+        exit(1);
+    }
+    exe[n] = '\0';
+    for (int k = 0; k < 2; k++) {
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+    }
+    snprintf(cli, sizeof cli, "%s/fusemoe", exe);
+    return cli;
 }
 
 int fm_test_run_suite(Suite *suite) {

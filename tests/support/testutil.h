@@ -73,6 +73,10 @@ void fm_test_tmpdir(char *buf, size_t cap);
 /* Removes a directory tree made by a test. */
 void fm_test_rmtree(const char *path);
 
+/* The fusemoe program of the build the running suite belongs to: <build>/tests/test_x ->
+ * <build>/fusemoe. Exits the process when /proc/self/exe cannot be read. */
+const char *fm_test_cli(void);
+
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int fm_test_run_suite(Suite *suite);
 
