@@ -15,7 +15,7 @@ else
 BUILD    ?= build
 endif
 CC       ?= gcc
-PKGS     := openblas hdf5 check libpng inih libcjson cairo
+PKGS     := openblas hdf5 check libpng inih libcjson cairo fontconfig
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -36,6 +36,7 @@ need_pc libpng libpng-dev
 need_pc inih libinih-dev
 need_pc libcjson libcjson-dev
 need_pc cairo libcairo2-dev
+need_pc fontconfig libfontconfig-dev
 # Plots draw their text with DejaVu Sans (cairo finds it through fontconfig).
 need_file /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core
 need_file /usr/include/csv.h libcsv-dev

@@ -2,6 +2,7 @@
 
 #include <cairo-svg.h>
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,8 +48,12 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcasecmp(s + n - k, suffix) == 0;
 }
 
+/* Set once a plot has been drawn: fm_plot_release then has caches to release. */
+static int g_drew;
+
 static FmStatus canvas_open(Canvas *c, const char *path, double w, double h, FmError *err) {
     memset(c, 0, sizeof *c);
+    g_drew = 1;
     if (ends_with(path, ".png"))
         c->png = 1;
     else if (!ends_with(path, ".svg"))
@@ -509,4 +514,11 @@ FmStatus fm_plot_heatmap(const char *path, const FmHeatmap *map, FmError *err) {
     }
     if (map->value_label) text_vertical(cr, bx + bw + 7 + 50 + 12, by + bar_h / 2, map->value_label, 12);
     return canvas_close(&c, err);
+}
+
+void fm_plot_release(void) {
+    if (!g_drew) return;
+    cairo_debug_reset_static_data();
+    FcFini();
+    g_drew = 0;
 }

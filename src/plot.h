@@ -65,4 +65,9 @@ typedef struct {
  * cols < 1 or more than 256. */
 FmStatus fm_plot_heatmap(const char *path, const FmHeatmap *map, FmError *err);
 
+/* Releases the font and drawing caches cairo and fontconfig keep for the life of the process
+ * (cairo_debug_reset_static_data, then FcFini), so leak checkers see a clean exit. Does nothing
+ * when no plot was drawn. Call it at exit, after the last plot. */
+void fm_plot_release(void);
+
 #endif

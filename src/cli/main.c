@@ -1,8 +1,10 @@
 /* fusemoe: multimodal ICU prediction with Laplace-gated mixture-of-experts fusion. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/blas_kernel.h"
+#include "src/plot.h"
 #include "src/cli/cli_mpi.h"
 #include "src/cli/commands.h"
 #include "src/version.h"
@@ -35,6 +37,7 @@ int fm_cmd_version(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     fm_blas_select_kernel(argv);
+    atexit(fm_plot_release); /* plots leave font caches behind; leak checkers should see none */
     if (argc < 2) {
         usage(stderr);
         return 2;
