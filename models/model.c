@@ -504,3 +504,11 @@ const int *fm_model_expert_counts(const FmModelWorkspace *ws, int layer) {
     FM_ASSERT(layer >= 0 && layer < FM_MODEL_MAX_LAYERS && ws->fc[layer].moe != NULL);
     return fm_moe_expert_counts(ws->fc[layer].moe);
 }
+
+const float *fm_model_moe_input(const FmModelWorkspace *ws, const FmModel *model, int layer, const int **modality,
+                                int *n_tokens) {
+    FM_ASSERT(layer >= 0 && layer < model->cfg.layers);
+    *modality = ws->token_modality;
+    *n_tokens = ws->B * model->T;
+    return ws->fc[layer].ln2;
+}

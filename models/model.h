@@ -222,4 +222,13 @@ FmStatus fm_model_probe_experts(const FmModel *model, FmModelWorkspace *ws, cons
  * batch (disjoint routers: only the modality's own E/M experts are non-zero). */
 const int *fm_model_expert_counts(const FmModelWorkspace *ws, int layer);
 
+/* The tokens that entered layer `layer`'s MoE in the last forward on `ws` (the layer's second
+ * LayerNorm of its tokens): (*n_tokens, model->cfg.D) floats, *n_tokens being the batch's stays
+ * times model->T, and each token's modality in *modality (*n_tokens ints). Owned by the
+ * workspace, valid until its next forward. For diagnostics that run a layer's experts on
+ * those tokens in a MoE cache of their own (src/evaluate_experts.h), so the workspace needs
+ * no competition-capable caches. */
+const float *fm_model_moe_input(const FmModelWorkspace *ws, const FmModel *model, int layer, const int **modality,
+                                int *n_tokens);
+
 #endif

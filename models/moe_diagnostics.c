@@ -62,22 +62,41 @@ double fm_moe_diag_topk_agreement(const int *a, const int *b, int T, int K) {
     return (double)shared / ((double)T * K);
 }
 
-void fm_moe_diag_probe(const FmMoe *moe, const FmParams *params, FmMoeCache *cache, float *out,
-                       const float *x, const int *modality, int T, FmMoeProbe *probe) {
+void fm_moe_diag_probe_add(const FmMoe *moe, const FmParams *params, FmMoeCache *cache, float *out,
+                           const float *x, const int *modality, int T, FmMoeProbeSums *sums) {
     fm_moe_compete_forward(moe, params, cache, out, x, modality, T, 0, NULL, 0.0f, NULL);
     FmCompeteView v;
     fm_moe_compete_view(cache, &v);
     const int K = v.K, Er = v.E_r, D = moe->cfg.D;
-    double sim = 0.0, agree = 0.0;
     const float *rows[FM_MOE_MAX_EXPERTS];
     int router_top[FM_MOE_MAX_EXPERTS], kth[2];
     for (int t = 0; t < T; t++) {
-        for (int j = 0; j < Er; j++)
-            rows[j] = fm_moe_compete_expert_output(cache, t, j);
-        if (Er > 1) sim += fm_moe_diag_mean_pairwise_cosine(rows, Er, D);
+        const int m = modality ? modality[t] : 0;
+        if (Er > 1) {
+            for (int j = 0; j < Er; j++)
+                rows[j] = fm_moe_compete_expert_output(cache, t, j);
+            sums->similarity[m] += fm_moe_diag_mean_pairwise_cosine(rows, Er, D);
+            sums->similarity_tokens[m]++;
+        }
         fm_moe_gate_select(router_top, kth, v.router_logits + (size_t)t * Er, Er, K);
-        agree += fm_moe_diag_topk_agreement(router_top, v.winners + (size_t)t * K, 1, K);
+        sums->agreement[m] += fm_moe_diag_topk_agreement(router_top, v.winners + (size_t)t * K, 1, K);
+        sums->tokens[m]++;
     }
-    probe->similarity = T > 0 && Er > 1 ? sim / T : NAN;
-    probe->agreement = T > 0 ? agree / T : NAN;
+}
+
+void fm_moe_diag_probe(const FmMoe *moe, const FmParams *params, FmMoeCache *cache, float *out,
+                       const float *x, const int *modality, int T, FmMoeProbe *probe) {
+    FmMoeProbeSums s;
+    memset(&s, 0, sizeof s);
+    fm_moe_diag_probe_add(moe, params, cache, out, x, modality, T, &s);
+    double sim = 0.0, agree = 0.0;
+    long long n_sim = 0, n = 0;
+    for (int m = 0; m < moe->cfg.M; m++) {
+        sim += s.similarity[m];
+        agree += s.agreement[m];
+        n_sim += s.similarity_tokens[m];
+        n += s.tokens[m];
+    }
+    probe->similarity = n_sim > 0 ? sim / (double)n_sim : NAN;
+    probe->agreement = n > 0 ? agree / (double)n : NAN;
 }

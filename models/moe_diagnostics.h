@@ -52,6 +52,24 @@ typedef struct {
     double agreement;  /* router / competition top-K agreement (NaN when T = 0) */
 } FmMoeProbe;
 
+/* Sums of the per-token probe values by token modality, for averaging over many tokens (several
+ * batches, or a batch probed in chunks): a token's similarity is the mean pairwise cosine of
+ * its router's E_r expert outputs (counted only when E_r > 1), its agreement |R_t intersect
+ * S_t| / K. Means: similarity[m] / similarity_tokens[m], agreement[m] / tokens[m]. */
+typedef struct {
+    double similarity[FM_MOE_MAX_MODALITIES];
+    double agreement[FM_MOE_MAX_MODALITIES];
+    long long similarity_tokens[FM_MOE_MAX_MODALITIES];
+    long long tokens[FM_MOE_MAX_MODALITIES];
+} FmMoeProbeSums;
+
+/* As fm_moe_diag_probe (same arguments, cache and side effects), but adds each token's values
+ * to sums (by its modality, 0 when modality is NULL) instead of averaging. Tokens are added in
+ * order, so the sums depend only on the tokens and how the caller cuts them into calls.
+ * Allocates nothing. */
+void fm_moe_diag_probe_add(const FmMoe *moe, const FmParams *params, FmMoeCache *cache, float *out,
+                           const float *x, const int *modality, int T, FmMoeProbeSums *sums);
+
 /* Runs the layer's competition forward at evaluation (no dropout, no noise) on the probe tokens
  * x (T, D) with their modalities (NULL: all 0) and fills *probe. cache must come from
  * fm_moe_cache_create_compete with room for T tokens; its last forward is replaced, so do not

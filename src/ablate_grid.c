@@ -15,8 +15,11 @@
 
 /* Metrics of metrics.json by task kind, for checking the grid's metrics line. */
 static const char *const BINARY_METRICS[] = {"auroc", "auprc", "f1", "f1_at_0.5", "brier", "ece", NULL};
-static const char *const MULTI_METRICS[] = {"macro_auroc", "micro_auroc", "macro_f1", "macro_f1_at_0.5", NULL};
+static const char *const MULTI_METRICS[] = {"macro_auroc", "micro_auroc", "macro_f1", "macro_f1_at_0.5",
+                                            NULL};
 static const char *const REGRESSION_METRICS[] = {"mae", "rmse", "r2", "mae_days", NULL};
+/* Expert diagnostics of metrics.json ("experts", src/evaluate_experts.h) */
+static const char *const EXPERT_METRICS[] = {"entropy", "dead", "similarity", "agreement", NULL};
 
 static int in_list(const char *const *list, const char *s) {
     for (; *list; list++)
@@ -30,7 +33,8 @@ static const FmConfigKey *schema_key(const char *dotted) {
     const char *dot = strchr(dotted, '.');
     if (!dot) return NULL;
     for (int i = 0; i < n; i++)
-        if (strlen(keys[i].section) == (size_t)(dot - dotted) && strncmp(keys[i].section, dotted, (size_t)(dot - dotted)) == 0 &&
+        if (strlen(keys[i].section) == (size_t)(dot - dotted) &&
+            strncmp(keys[i].section, dotted, (size_t)(dot - dotted)) == 0 &&
             strcmp(keys[i].key, dot + 1) == 0)
             return &keys[i];
     return NULL;
@@ -44,9 +48,11 @@ void fm_ablate_grid_free(FmAblateGrid *g) {
     fm_free(g->seeds);
     fm_free(g->splits);
     fm_free(g->baseline);
-    for (int i = 0; i < g->n_metrics; i++) fm_free(g->metrics[i]);
+    for (int i = 0; i < g->n_metrics; i++)
+        fm_free(g->metrics[i]);
     fm_free(g->metrics);
-    for (int i = 0; i < g->n_sets; i++) fm_free(g->sets[i].value);
+    for (int i = 0; i < g->n_sets; i++)
+        fm_free(g->sets[i].value);
     fm_free(g->sets);
     for (int a = 0; a < g->n_axes; a++) {
         for (int v = 0; v < g->axes[a].n; v++) {
@@ -101,7 +107,8 @@ static char *read_line(char *str, int num, void *stream) {
     size_t len = nl ? (size_t)(nl - start) : strlen(start);
     ps->pos = nl ? nl + 1 : start + len;
     if (ps->line == 1 && len >= 3 && memcmp(start, "\xEF\xBB\xBF", 3) == 0) start += 3, len -= 3;
-    while (len && (*start == ' ' || *start == '\t')) start++, len--;
+    while (len && (*start == ' ' || *start == '\t'))
+        start++, len--;
     if (len && start[len - 1] == '\r') len--;
     if (len + 3 > (size_t)num) {
         record(ps, ps->line, "line longer than %d characters", num - 3);
@@ -117,8 +124,10 @@ static char *read_line(char *str, int num, void *stream) {
             if (n >= sizeof ps->section) n = sizeof ps->section - 1;
             memcpy(ps->section, start + 1, n);
             ps->section[n] = '\0';
-            ps->section_ok = !strcmp(ps->section, "grid") || !strcmp(ps->section, "set") || !strcmp(ps->section, "axes");
-            if (!ps->section_ok) record(ps, ps->line, "[%s]: unknown section (sections: grid, set, axes)", ps->section);
+            ps->section_ok =
+                !strcmp(ps->section, "grid") || !strcmp(ps->section, "set") || !strcmp(ps->section, "axes");
+            if (!ps->section_ok)
+                record(ps, ps->line, "[%s]: unknown section (sections: grid, set, axes)", ps->section);
         }
     }
     return str;
@@ -126,8 +135,10 @@ static char *read_line(char *str, int num, void *stream) {
 
 /* Copies s without its surrounding spaces into a new string. */
 static char *trimmed(const char *s, size_t len) {
-    while (len && isspace((unsigned char)*s)) s++, len--;
-    while (len && isspace((unsigned char)s[len - 1])) len--;
+    while (len && isspace((unsigned char)*s))
+        s++, len--;
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
     char *out = fm_malloc(len + 1);
     if (out) {
         memcpy(out, s, len);
@@ -140,7 +151,8 @@ static char *trimmed(const char *s, size_t len) {
  * msg). */
 static int parse_longs(const char *text, long max, long **out, char *msg, size_t cap) {
     int n = 1;
-    for (const char *p = text; *p; p++) n += *p == ',';
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
     long *v = fm_malloc_array((size_t)n, sizeof *v);
     if (!v) {
         snprintf(msg, cap, "out of memory");
@@ -149,10 +161,12 @@ static int parse_longs(const char *text, long max, long **out, char *msg, size_t
     const char *p = text;
     for (int i = 0; i < n; i++) {
         char *end;
-        while (isspace((unsigned char)*p)) p++;
+        while (isspace((unsigned char)*p))
+            p++;
         errno = 0;
         long x = strtol(p, &end, 10);
-        while (isspace((unsigned char)*end)) end++;
+        while (isspace((unsigned char)*end))
+            end++;
         if (end == p || errno || x < 0 || x > max || (*end != ',' && *end != '\0')) {
             snprintf(msg, cap, "item %d: expected an integer from 0 to %ld", i + 1, max);
             fm_free(v);
@@ -183,11 +197,13 @@ static int grid_sets(const FmAblateGrid *g, const char *key) {
 /* Checks a configuration key named in [set] or [axes]; 0 when usable. */
 static int check_key(Parse *ps, const char *key) {
     if (!schema_key(key)) {
-        record(ps, ps->line, "[%s] %s: unknown configuration key (write section.key, e.g. model.gate)", ps->section, key);
+        record(ps, ps->line, "[%s] %s: unknown configuration key (write section.key, e.g. model.gate)",
+               ps->section, key);
         return -1;
     }
     if (strcmp(key, "data.split") == 0 || strcmp(key, "train.seed") == 0) {
-        record(ps, ps->line, "[%s] %s: give splits and seeds in [grid] (splits = ..., seeds = ...)", ps->section, key);
+        record(ps, ps->line, "[%s] %s: give splits and seeds in [grid] (splits = ..., seeds = ...)",
+               ps->section, key);
         return -1;
     }
     if (strlen(key) >= FM_ABLATE_KEY_MAX || grid_sets(ps->g, key)) {
@@ -206,7 +222,8 @@ static int add_axis(Parse *ps, const char *key, const char *text) {
     const FmConfigKey *k = schema_key(key);
     int is_list = k->type == FM_CFG_LIST || k->type == FM_CFG_FLOAT_LIST;
     int n = 1;
-    for (const char *p = text; *p; p++) n += *p == '|';
+    for (const char *p = text; *p; p++)
+        n += *p == '|';
     FmAblateAxis *ax = &g->axes[g->n_axes++]; /* counted at once, so the grid frees it */
     memset(ax, 0, sizeof *ax);
     snprintf(ax->key, sizeof ax->key, "%s", key);
@@ -294,9 +311,12 @@ static int on_pair(void *user, const char *section, const char *key, const char 
     char msg[256];
     if (strcmp(section, "grid") == 0) {
         if (strcmp(key, "study") == 0) {
-            if (ps->seen_study++) record(ps, ps->line, "[grid] study: set twice");
-            else if (!(g->study = fm_strdup(value))) record(ps, ps->line, "out of memory");
-            else if (!value[0]) record(ps, ps->line, "[grid] study: empty");
+            if (ps->seen_study++)
+                record(ps, ps->line, "[grid] study: set twice");
+            else if (!(g->study = fm_strdup(value)))
+                record(ps, ps->line, "out of memory");
+            else if (!value[0])
+                record(ps, ps->line, "[grid] study: empty");
         } else if (strcmp(key, "seeds") == 0 || strcmp(key, "splits") == 0) {
             int seeds = key[1] == 'e';
             if (seeds ? g->seeds_line : g->splits_line) {
@@ -309,18 +329,23 @@ static int on_pair(void *user, const char *section, const char *key, const char 
                 record(ps, ps->line, "[grid] %s: %s", key, msg);
                 return 1;
             }
-            if (seeds) g->seeds = v, g->n_seeds = n, g->seeds_line = ps->line;
-            else g->splits = v, g->n_splits = n, g->splits_line = ps->line;
+            if (seeds)
+                g->seeds = v, g->n_seeds = n, g->seeds_line = ps->line;
+            else
+                g->splits = v, g->n_splits = n, g->splits_line = ps->line;
         } else if (strcmp(key, "baseline") == 0) {
-            if (ps->seen_baseline++) record(ps, ps->line, "[grid] baseline: set twice");
-            else if (!(g->baseline = fm_strdup(value))) record(ps, ps->line, "out of memory");
+            if (ps->seen_baseline++)
+                record(ps, ps->line, "[grid] baseline: set twice");
+            else if (!(g->baseline = fm_strdup(value)))
+                record(ps, ps->line, "out of memory");
         } else if (strcmp(key, "metrics") == 0) {
             if (ps->seen_metrics++) {
                 record(ps, ps->line, "[grid] metrics: set twice");
                 return 1;
             }
             int n = 1;
-            for (const char *p = value; *p; p++) n += *p == ',';
+            for (const char *p = value; *p; p++)
+                n += *p == ',';
             if (!(g->metrics = fm_calloc((size_t)n, sizeof *g->metrics))) {
                 record(ps, ps->line, "out of memory");
                 return 1;
@@ -339,21 +364,26 @@ static int on_pair(void *user, const char *section, const char *key, const char 
                 char task[64];
                 snprintf(task, sizeof task, "%.*s", dot ? (int)(dot - m) : 0, m);
                 const char *metric = dot ? dot + 1 : "";
-                int ok = dot && ((!strcmp(task, "mortality") || !strcmp(task, "los_binary")) ? in_list(BINARY_METRICS, metric)
-                                 : !strcmp(task, "phenotypes")    ? in_list(MULTI_METRICS, metric)
+                int ok = dot && ((!strcmp(task, "mortality") || !strcmp(task, "los_binary"))
+                                     ? in_list(BINARY_METRICS, metric)
+                                 : !strcmp(task, "phenotypes")     ? in_list(MULTI_METRICS, metric)
                                  : !strcmp(task, "los_regression") ? in_list(REGRESSION_METRICS, metric)
-                                                                  : 0);
+                                 : !strcmp(task, "experts")        ? in_list(EXPERT_METRICS, metric)
+                                                                   : 0);
                 if (!ok) {
-                    record(ps, ps->line,
-                           "[grid] metrics: \"%s\" is not <task>.<metric> (tasks mortality, los_binary, "
-                           "los_regression, phenotypes; metrics auroc, auprc, f1, f1_at_0.5, brier, ece / "
-                           "macro_auroc, micro_auroc, macro_f1, macro_f1_at_0.5 / mae, rmse, r2, mae_days)",
-                           m);
+                    record(
+                        ps, ps->line,
+                        "[grid] metrics: \"%s\" is not <task>.<metric> (tasks mortality, los_binary, "
+                        "los_regression, phenotypes; metrics auroc, auprc, f1, f1_at_0.5, brier, ece / "
+                        "macro_auroc, micro_auroc, macro_f1, macro_f1_at_0.5 / mae, rmse, r2, mae_days; or "
+                        "experts.<entropy|dead|similarity|agreement>)",
+                        m);
                     return 1;
                 }
             }
         } else {
-            record(ps, ps->line, "[grid] %s: unknown key (keys: study, seeds, splits, baseline, metrics)", key);
+            record(ps, ps->line, "[grid] %s: unknown key (keys: study, seeds, splits, baseline, metrics)",
+                   key);
         }
         return 1;
     }
@@ -393,7 +423,8 @@ static FmStatus apply_at(FmConfig *cfg, const char *name, int line, const char *
     char *text = fm_malloc(len);
     if (!text) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     size_t k = 0;
-    for (int i = 0; i < line - 2; i++) text[k++] = '\n';
+    for (int i = 0; i < line - 2; i++)
+        text[k++] = '\n';
     snprintf(text + k, len - k, "[%.*s]\n%s = %s\n", (int)(dot - key), key, dot + 1, value);
     FmStatus st = fm_config_load_string(cfg, text, name, err);
     fm_free(text);
@@ -407,7 +438,8 @@ FmStatus fm_ablate_grid_config(const FmAblateGrid *g, int config, long split, lo
     for (int a = 0; a < g->n_axes && st == FM_OK; a++) {
         const FmAblateAxis *ax = &g->axes[a];
         if (ax->eval_only && !with_eval_axes) continue;
-        st = apply_at(cfg, g->path, ax->line, ax->key, ax->value[g->choice[(size_t)config * g->n_axes + a]], err);
+        st = apply_at(cfg, g->path, ax->line, ax->key, ax->value[g->choice[(size_t)config * g->n_axes + a]],
+                      err);
     }
     char num[32];
     if (st == FM_OK && g->splits_line) {
@@ -440,7 +472,8 @@ static FmStatus expand(FmAblateGrid *g, FmError *err) {
     g->config_name = fm_calloc((size_t)n, sizeof *g->config_name);
     g->train_name = fm_calloc((size_t)n, sizeof *g->train_name);
     g->choice = fm_calloc((size_t)n * (size_t)(g->n_axes ? g->n_axes : 1), sizeof *g->choice);
-    if (!g->config_name || !g->train_name || !g->choice) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+    if (!g->config_name || !g->train_name || !g->choice)
+        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     g->n_configs = (int)n;
     for (long c = 0; c < n; c++) {
         long rest = c;
@@ -479,7 +512,8 @@ static FmStatus default_metrics(FmAblateGrid *g, FmError *err) {
         for (int k = 0; k < 2; k++) {
             char buf[96];
             snprintf(buf, sizeof buf, "%s.%s", task, ms[k]);
-            if (!(g->metrics[g->n_metrics] = fm_strdup(buf))) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
+            if (!(g->metrics[g->n_metrics] = fm_strdup(buf)))
+                return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
             g->n_metrics++;
         }
     }
@@ -530,7 +564,8 @@ FmStatus fm_ablate_grid_load(const char *path, FmAblateGrid *g, FmError *err) {
     int rc = ini_parse_stream(read_line, &ps, on_pair, &ps);
     if (rc > 0) record(&ps, rc, "syntax error: expected \"[section]\", \"key = value\" or a comment");
     fm_free(text);
-    if (ps.first.code == FM_OK && !g->study) record(&ps, ps.line > 0 ? ps.line : 1, "[grid] study: missing (the base study file)");
+    if (ps.first.code == FM_OK && !g->study)
+        record(&ps, ps.line > 0 ? ps.line : 1, "[grid] study: missing (the base study file)");
     if (ps.first.code != FM_OK) {
         if (err) *err = ps.first;
         st = ps.first.code;
@@ -544,7 +579,9 @@ FmStatus fm_ablate_grid_load(const char *path, FmAblateGrid *g, FmError *err) {
     }
     fm_free(g->study);
     g->study = sp;
-    if ((st = fm_config_init(&g->base, err)) != FM_OK || (st = fm_config_load(&g->base, g->study, err)) != FM_OK) goto fail;
+    if ((st = fm_config_init(&g->base, err)) != FM_OK ||
+        (st = fm_config_load(&g->base, g->study, err)) != FM_OK)
+        goto fail;
     for (int i = 0; i < g->n_sets && st == FM_OK; i++)
         st = apply_at(&g->base, path, g->sets[i].line, g->sets[i].key, g->sets[i].value, err);
     if (st != FM_OK) goto fail;
@@ -564,9 +601,11 @@ FmStatus fm_ablate_grid_load(const char *path, FmAblateGrid *g, FmError *err) {
     if (fm_ablate_grid_find(g, g->baseline) < 0) {
         FmStrBuf b;
         fm_strbuf_init(&b);
-        for (int c = 0; c < g->n_configs && c < 20; c++) fm_strbuf_appendf(&b, "%s%s", c ? ", " : "", g->config_name[c]);
-        st = FM_FAIL(err, FM_ERR_CONFIG, path, "[grid] baseline: \"%s\" is not a configuration of the grid (%s%s)",
-                     g->baseline, b.data ? b.data : "", g->n_configs > 20 ? ", ..." : "");
+        for (int c = 0; c < g->n_configs && c < 20; c++)
+            fm_strbuf_appendf(&b, "%s%s", c ? ", " : "", g->config_name[c]);
+        st = FM_FAIL(err, FM_ERR_CONFIG, path,
+                     "[grid] baseline: \"%s\" is not a configuration of the grid (%s%s)", g->baseline,
+                     b.data ? b.data : "", g->n_configs > 20 ? ", ..." : "");
         fm_strbuf_free(&b);
         goto fail;
     }

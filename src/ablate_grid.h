@@ -11,7 +11,9 @@
  *                                    ; (default: the first)
  *   metrics = mortality.auroc, mortality.auprc   ; <task>.<metric> of metrics.json for the
  *                                    ; tables (default: per task AUROC and AUPRC, macro AUROC,
- *                                    ; or MAE and R^2)
+ *                                    ; or MAE and R^2); experts.entropy,
+ *                                    ; .dead, .similarity, .agreement: the
+ *                                    ; expert diagnostics (src/evaluate_experts.h)
  *   [set]                            ; overrides applied to every configuration
  *   train.epochs = 4
  *   [axes]                           ; one axis per line: values separated by |

@@ -13,17 +13,21 @@
 #include "src/strbuf.h"
 #include "src/train_folder.h"
 
-static double member_value(const cJSON *tasks, const char *name) {
+/* The value of metric "<task>.<metric>": tasks.<task>.<metric> of metrics.json (its "value"
+ * when it is an object), or experts.<metric> for task "experts"; NaN when absent. */
+static double member_value(const cJSON *root, const cJSON *tasks, const char *name) {
     const char *dot = strchr(name, '.');
     char task[96];
     snprintf(task, sizeof task, "%.*s", (int)(dot - name), name);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(tasks, task);
+    const cJSON *t = strcmp(task, "experts") == 0 ? cJSON_GetObjectItemCaseSensitive(root, "experts")
+                                                  : cJSON_GetObjectItemCaseSensitive(tasks, task);
     const cJSON *m = t ? cJSON_GetObjectItemCaseSensitive(t, dot + 1) : NULL;
     if (cJSON_IsObject(m)) m = cJSON_GetObjectItemCaseSensitive(m, "value");
     return cJSON_IsNumber(m) ? m->valuedouble : NAN;
 }
 
-FmStatus fm_ablate_results_read_metrics(const FmAblateGrid *g, const char *path, double *values, FmError *err) {
+FmStatus fm_ablate_results_read_metrics(const FmAblateGrid *g, const char *path, double *values,
+                                        FmError *err) {
     char *text;
     FmStatus st = fm_train_folder_read(path, &text, err);
     if (st != FM_OK) return st;
@@ -34,7 +38,8 @@ FmStatus fm_ablate_results_read_metrics(const FmAblateGrid *g, const char *path,
         cJSON_Delete(root);
         return FM_FAIL(err, FM_ERR_FORMAT, path, "not a metrics file (no \"tasks\" object)");
     }
-    for (int m = 0; m < g->n_metrics; m++) values[m] = member_value(tasks, g->metrics[m]);
+    for (int m = 0; m < g->n_metrics; m++)
+        values[m] = member_value(root, tasks, g->metrics[m]);
     cJSON_Delete(root);
     return FM_OK;
 }
@@ -59,7 +64,8 @@ static void csv_field(FmStrBuf *b, const char *s) {
         return;
     }
     fm_strbuf_append(b, "\"");
-    for (; *s; s++) fm_strbuf_append_n(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
+    for (; *s; s++)
+        fm_strbuf_append_n(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
     fm_strbuf_append(b, "\"");
 }
 
@@ -90,7 +96,8 @@ static char *results_csv(const FmAblateGrid *g, const FmAblateRow *rows, int n) 
             csv_field(&b, g->axes[a].label[g->choice[(size_t)r->config * g->n_axes + a]]);
         }
         fm_strbuf_appendf(&b, ",%ld,%ld", r->split, r->seed);
-        for (int m = 0; m < g->n_metrics; m++) csv_number(&b, r->complete ? r->values[m] : NAN);
+        for (int m = 0; m < g->n_metrics; m++)
+            csv_number(&b, r->complete ? r->values[m] : NAN);
         csv_number(&b, r->train_seconds);
         fm_strbuf_append(&b, "\n");
     }
@@ -98,27 +105,31 @@ static char *results_csv(const FmAblateGrid *g, const FmAblateRow *rows, int n) 
 }
 
 /* Appends the table of task `task` (the grid's metrics that start with "task."). */
-static FmStatus task_table(const FmAblateGrid *g, const FmAblateRow *rows, int n, const char *task, FmStrBuf *md,
-                           FmError *err) {
+static FmStatus task_table(const FmAblateGrid *g, const FmAblateRow *rows, int n, const char *task,
+                           FmStrBuf *md, FmError *err) {
     FmResults res;
     fm_results_init(&res);
     const char *names[64];
     int idx[64], k = 0;
     size_t tl = strlen(task);
     for (int m = 0; m < g->n_metrics && k < 64; m++)
-        if (strncmp(g->metrics[m], task, tl) == 0 && g->metrics[m][tl] == '.') names[k] = g->metrics[m], idx[k++] = m;
+        if (strncmp(g->metrics[m], task, tl) == 0 && g->metrics[m][tl] == '.')
+            names[k] = g->metrics[m], idx[k++] = m;
     FmStatus st = FM_OK;
     int has_baseline = 0;
     for (int i = 0; i < n && st == FM_OK; i++) {
         if (!rows[i].complete) continue;
         double v[64];
-        for (int j = 0; j < k; j++) v[j] = rows[i].values[idx[j]];
-        st = fm_results_add(&res, g->config_name[rows[i].config], rows[i].split, rows[i].seed, names, v, k, err);
+        for (int j = 0; j < k; j++)
+            v[j] = rows[i].values[idx[j]];
+        st = fm_results_add(&res, g->config_name[rows[i].config], rows[i].split, rows[i].seed, names, v, k,
+                            err);
         has_baseline |= strcmp(g->config_name[rows[i].config], g->baseline) == 0;
     }
     FmTableColumn cols[64];
     char labels[64][48];
-    for (int j = 0; j < k; j++) fm_results_column_style(names[j], &cols[j], labels[j], sizeof labels[j]);
+    for (int j = 0; j < k; j++)
+        fm_results_column_style(names[j], &cols[j], labels[j], sizeof labels[j]);
     char *table = NULL;
     if (st == FM_OK && res.n_rows > 0) {
         FmTableSpec spec = {.columns = cols, .n_columns = k, .baseline = has_baseline ? g->baseline : NULL};
@@ -133,35 +144,43 @@ static FmStatus task_table(const FmAblateGrid *g, const FmAblateRow *rows, int n
     return st;
 }
 
-static char *results_markdown(const FmAblateGrid *g, const FmAblateRow *rows, int n, FmError *err, FmStatus *st) {
+static char *results_markdown(const FmAblateGrid *g, const FmAblateRow *rows, int n, FmError *err,
+                              FmStatus *st) {
     FmStrBuf md;
     fm_strbuf_init(&md);
     int complete = 0;
-    for (int i = 0; i < n; i++) complete += rows[i].complete;
+    for (int i = 0; i < n; i++)
+        complete += rows[i].complete;
     fm_strbuf_appendf(&md, "# Ablation: %s\n\n", g->path);
-    fm_strbuf_appendf(&md, "Base study `%s`; %d configuration%s", g->study, g->n_configs, g->n_configs == 1 ? "" : "s");
+    fm_strbuf_appendf(&md, "Base study `%s`; %d configuration%s", g->study, g->n_configs,
+                      g->n_configs == 1 ? "" : "s");
     for (int a = 0; a < g->n_axes; a++) {
         fm_strbuf_appendf(&md, "%s`%s` = ", a ? ", " : " (", g->axes[a].key);
-        for (int v = 0; v < g->axes[a].n; v++) fm_strbuf_appendf(&md, "%s%s", v ? " | " : "", g->axes[a].label[v]);
+        for (int v = 0; v < g->axes[a].n; v++)
+            fm_strbuf_appendf(&md, "%s%s", v ? " | " : "", g->axes[a].label[v]);
         if (g->axes[a].eval_only) fm_strbuf_append(&md, " (evaluation only)");
     }
     fm_strbuf_append(&md, g->n_axes ? ")" : "");
     fm_strbuf_append(&md, "; splits");
-    for (int s = 0; s < g->n_splits; s++) fm_strbuf_appendf(&md, "%s %ld", s ? "," : "", g->splits[s]);
+    for (int s = 0; s < g->n_splits; s++)
+        fm_strbuf_appendf(&md, "%s %ld", s ? "," : "", g->splits[s]);
     fm_strbuf_append(&md, "; seeds");
-    for (int s = 0; s < g->n_seeds; s++) fm_strbuf_appendf(&md, "%s %ld", s ? "," : "", g->seeds[s]);
+    for (int s = 0; s < g->n_seeds; s++)
+        fm_strbuf_appendf(&md, "%s %ld", s ? "," : "", g->seeds[s]);
     fm_strbuf_appendf(&md, "; %d of %d runs complete.\n\n", complete, n);
-    fm_strbuf_appendf(&md,
-                      "Test-part metrics of each run's best epoch. Per configuration: mean +- sample std over its "
-                      "runs [95%% t interval of the mean]. Against the baseline (%s): mean paired difference over "
-                      "the (split, seed) pairs both have [95%% t interval], paired t-test p-value.\n",
-                      g->baseline);
+    fm_strbuf_appendf(
+        &md,
+        "Test-part metrics of each run's best epoch. Per configuration: mean +- sample std over its "
+        "runs [95%% t interval of the mean]. Against the baseline (%s): mean paired difference over "
+        "the (split, seed) pairs both have [95%% t interval], paired t-test p-value.\n",
+        g->baseline);
     /* One table per task, in the order the metrics name them. */
     *st = FM_OK;
     for (int m = 0; m < g->n_metrics && *st == FM_OK; m++) {
         const char *dot = strchr(g->metrics[m], '.');
         int seen = 0;
-        for (int u = 0; u < m; u++) seen |= strncmp(g->metrics[u], g->metrics[m], (size_t)(dot - g->metrics[m] + 1)) == 0;
+        for (int u = 0; u < m; u++)
+            seen |= strncmp(g->metrics[u], g->metrics[m], (size_t)(dot - g->metrics[m] + 1)) == 0;
         if (seen) continue;
         char task[96];
         snprintf(task, sizeof task, "%.*s", (int)(dot - g->metrics[m]), g->metrics[m]);

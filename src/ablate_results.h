@@ -29,8 +29,9 @@ typedef struct {
 } FmAblateRow;
 
 /* Reads the grid's metrics from metrics.json at `path` into values (n_metrics): for
- * "<task>.<metric>" the member tasks.<task>.<metric> (its "value" when it is an object); NaN
- * when absent or null. FM_ERR_IO / FM_ERR_FORMAT naming the file when it cannot be read. */
+ * "<task>.<metric>" the member tasks.<task>.<metric> (its "value" when it is an object), for
+ * "experts.<metric>" the member experts.<metric> (src/evaluate_experts.h); NaN when absent or
+ * null (a baseline model has no experts). FM_ERR_IO / FM_ERR_FORMAT naming the file when it cannot be read. */
 FmStatus fm_ablate_results_read_metrics(const FmAblateGrid *g, const char *path, double *values, FmError *err);
 
 /* The training seconds recorded in timing.json at `path`; NaN when unreadable. */

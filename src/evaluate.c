@@ -60,6 +60,7 @@ FmStatus fm_evaluate_predict(const FmModel *model, FmModelWorkspace *ws, FmTrain
             known[t] += loss.task_known[t];
         }
         if (opt && opt->usage) fm_evaluate_usage_add(opt->usage, ws);
+        if (opt && opt->probe) fm_evaluate_experts_add(opt->probe, model, ws);
     }
     if (opt && opt->loss) {
         FmEvaluateLoss *l = opt->loss;

@@ -3,7 +3,8 @@
  *
  * The forward is the evaluation forward (no dropout, no routing noise), so predictions depend
  * only on the model and the stays; the stays are processed in the given order, in batches of
- * the batch buffers' capacity. */
+ * the batch buffers' capacity. Expert counts and probes are added to what they already hold
+ * (clear them first for one evaluation's). */
 #ifndef FM_EVALUATE_H
 #define FM_EVALUATE_H
 
@@ -12,6 +13,7 @@
 #include "models/model.h"
 #include "preprocessing/cohort.h"
 #include "src/error.h"
+#include "src/evaluate_experts.h"
 #include "src/evaluate_usage.h"
 #include "src/train_batch.h"
 #include "src/train_spec.h"
@@ -47,6 +49,8 @@ typedef struct {
     double missing_rate; /* modalities dropped at random (src/evaluate_missing.h); 0 = none */
     uint64_t seed;       /* of the injection */
     FmExpertUsage *usage; /* when not NULL, the expert counts of every forward are added */
+    FmExpertProbe *probe; /* when not NULL, every forward's tokens are probed into its sums
+                             (src/evaluate_experts.h) */
     FmEvaluateLoss *loss; /* when not NULL, receives the task losses */
 } FmEvaluateOptions;
 

@@ -66,6 +66,21 @@ FmStatus fm_evaluate_predict_dist(FmDist *d, const FmModel *model, FmModelWorksp
         for (size_t i = 0; i < k; i++) u->count[i] = (int64_t)v[i];
         fm_free(v);
     }
+    if (opt && opt->probe) {
+        /* The ranks' sums added in the fixed order of fm_dist_sum_doubles (token counts exact). */
+        FmExpertProbe *p = opt->probe;
+        const size_t k = fm_evaluate_experts_n_values(p);
+        double *v = fm_malloc_array(k, sizeof *v);
+        st = fm_dist_agree(d, v ? FM_OK : FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory"), err);
+        if (st != FM_OK) {
+            fm_free(v);
+            return st;
+        }
+        fm_evaluate_experts_get_values(p, v);
+        fm_dist_sum_doubles(d, v, k);
+        fm_evaluate_experts_set_values(p, v);
+        fm_free(v);
+    }
     if (opt && opt->loss) {
         /* sum_t and known_t over ranks, then the means as fm_evaluate_predict forms them. */
         double v[2 * FM_MAX_TASKS] = {0};

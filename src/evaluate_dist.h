@@ -5,7 +5,8 @@
  * rank r evaluates the contiguous run of batches fm_dist_block_range gives it; so every stay
  * is predicted in the same batch, with the same companions, as one process would, and its
  * predictions are the same bits. The blocks are then gathered in rank order, which is stay
- * order. Expert counts (opt->usage) are summed over ranks exactly; task losses (opt->loss)
+ * order. Expert counts (opt->usage) are summed over ranks exactly, the expert probe's sums
+ * (opt->probe) in a fixed order (the same bits for the same number of ranks); task losses (opt->loss)
  * combine the ranks' means weighted by their known labels, so they may differ from one
  * process's in the last bits of a double. Only the rank's own block of stays needs its rows
  * loaded (preprocessing/cohort.h, fm_cohort_load_rows). */

@@ -56,7 +56,8 @@ static FmStatus choose_stays(const FmCohort *c, int split, int part, int64_t **i
 }
 
 static FmStatus write_metrics(const FmEvaluateRunOptions *o, const FmModel *model, const FmTrainInfo *info,
-                              const FmCohort *c, int split, const FmPredictions *pred, FmError *err) {
+                              const FmCohort *c, int split, const FmPredictions *pred, const FmExpertUsage *usage,
+                              const FmExpertProbe *probe, FmError *err) {
     cJSON *root = cJSON_CreateObject(), *run = NULL, *tasks = NULL;
     if (root && (run = cJSON_AddObjectToObject(root, "run"))) tasks = cJSON_AddObjectToObject(root, "tasks");
     if (!tasks) {
@@ -77,6 +78,7 @@ static FmStatus write_metrics(const FmEvaluateRunOptions *o, const FmModel *mode
                               .los_log_offset_days = c->settings.los_log_offset_days};
         st = fm_evaluate_report(tasks, &model->cfg, info->label_ptr, pred, info->threshold, &ro, err);
     }
+    if (st == FM_OK) st = fm_evaluate_experts_report(root, usage, probe, err);
     char path[FM_PATH_MAX];
     snprintf(path, sizeof path, "%s/metrics.json", o->out_dir);
     if (st == FM_OK) st = fm_json_write(root, path, err);
@@ -96,11 +98,20 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
     FmPredictions pred;
     FmModelWorkspace *ws = NULL;
     int64_t *idx = NULL, n = 0;
+    /* The expert diagnostics: the caller's, or this run's own for metrics.json */
+    FmExpertUsage own_usage;
+    FmExpertProbe own_probe;
+    memset(&own_usage, 0, sizeof own_usage);
+    memset(&own_probe, 0, sizeof own_probe);
+    const int report = o->out_dir && o->with_labels;
+    FmExpertUsage *usage = o->usage ? o->usage : report ? &own_usage : NULL;
+    FmExpertProbe *probe = o->probe ? o->probe : report ? &own_probe : NULL;
     memset(&info, 0, sizeof info);
     memset(&c, 0, sizeof c);
     memset(&tb, 0, sizeof tb);
     memset(&pred, 0, sizeof pred);
     if (o->usage) memset(o->usage, 0, sizeof *o->usage);
+    if (o->probe) memset(o->probe, 0, sizeof *o->probe);
     if (o->batch_size < 0) return FM_FAIL(err, FM_ERR_ARG, NULL, "batch size %d", o->batch_size);
     fm_blas_set_threads(o->threads);
     FmStatus st = fm_train_model_load(o->model_path, &model, &norm, &info, err);
@@ -113,7 +124,8 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
     if (st == FM_OK) st = fm_train_model_use_norm(&c, o->cohort_path, &model->cfg, &norm, err);
     if (st == FM_OK) st = choose_stays(&c, split, o->part, &idx, &n, err);
     if (st == FM_OK && o->out_dir) st = fm_train_folder_create(o->out_dir, err);
-    if (st == FM_OK && o->usage) st = fm_evaluate_usage_create(o->usage, model, err);
+    if (st == FM_OK && usage) st = fm_evaluate_usage_create(usage, model, err);
+    if (st == FM_OK && probe) st = fm_evaluate_experts_create(probe, model, FM_EVALUATE_EXPERTS_CHUNK, err);
     int cap = o->batch_size > 0 ? o->batch_size : training_batch_size(&info);
     FmModelShape shape;
     if (st == FM_OK) {
@@ -122,16 +134,19 @@ FmStatus fm_evaluate_run(const FmEvaluateRunOptions *o, FmEvaluateRunResult *res
     }
     if (st == FM_OK) st = fm_train_batch_alloc(&tb, &c, &spec, cap, err);
     if (st == FM_OK) st = fm_evaluate_predictions_alloc(&pred, n, spec.n_labels, err);
-    FmEvaluateOptions eo = {.missing_rate = o->missing_rate, .seed = o->seed, .usage = o->usage};
+    FmEvaluateOptions eo = {.missing_rate = o->missing_rate, .seed = o->seed, .usage = usage, .probe = probe};
     if (st == FM_OK)
         st = fm_evaluate_predict(model, ws, &tb, &c, &spec, FM_COHORT_NORM_EXTERNAL, idx, n, &eo, &pred, err);
     if (o->out_dir) {
         char path[FM_PATH_MAX];
         snprintf(path, sizeof path, "%s/predictions.csv", o->out_dir);
         if (st == FM_OK) st = fm_evaluate_write_predictions(path, &pred, info.label_ptr, o->with_labels, err);
-        if (st == FM_OK && o->with_labels) st = write_metrics(o, model, &info, &c, split, &pred, err);
+        if (st == FM_OK && o->with_labels) st = write_metrics(o, model, &info, &c, split, &pred, usage, probe, err);
     }
     if (st != FM_OK && o->usage) fm_evaluate_usage_free(o->usage);
+    if (st != FM_OK && o->probe) fm_evaluate_experts_free(o->probe);
+    fm_evaluate_usage_free(&own_usage);
+    fm_evaluate_experts_free(&own_probe);
     if (st == FM_OK) {
         res->n_stays = n;
         res->split = o->part == FM_EVAL_PART_ALL ? -1 : split;

@@ -14,7 +14,8 @@
  * Outputs in out_dir (created when missing), written atomically:
  *   eval     predictions.csv (stay_id,task,y_true,y_score; known labels only) and
  *            metrics.json ("run": cohort, split, part, stays, missing rate, seed, the model's
- *            training split and best epoch; "tasks": src/evaluate_report.h)
+ *            training split and best epoch; "tasks": src/evaluate_report.h; "experts": the
+ *            expert diagnostics of these stays, src/evaluate_experts.h)
  *   predict  predictions.csv (stay_id,task,y_score; every stay and label column) */
 #ifndef FM_EVALUATE_RUN_H
 #define FM_EVALUATE_RUN_H
@@ -22,6 +23,7 @@
 #include <stdint.h>
 
 #include "src/error.h"
+#include "src/evaluate_experts.h"
 #include "src/evaluate_usage.h"
 
 #define FM_EVAL_PART_ALL (-1)
@@ -42,6 +44,9 @@ typedef struct {
     const char *out_dir; /* NULL: write nothing (e.g. to collect expert usage only) */
     FmExpertUsage *usage; /* when not NULL: created for the model (fm_evaluate_usage_free is the
                              caller's) and filled with the expert counts of every forward */
+    FmExpertProbe *probe; /* when not NULL: created for the model (fm_evaluate_experts_free is
+                             the caller's) and filled with the expert similarity and agreement
+                             of every forward's tokens */
 } FmEvaluateRunOptions;
 
 /* Defaults: split -1, part test, no missing modalities, seed 1, 1000 replicates, batch size 0,

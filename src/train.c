@@ -23,6 +23,7 @@
 #include "src/evaluate.h"
 #include "src/evaluate_csv.h"
 #include "src/evaluate_dist.h"
+#include "src/evaluate_experts.h"
 #include "src/evaluate_report.h"
 #include "src/evaluate_usage.h"
 #include "src/interrupt.h"
@@ -70,6 +71,7 @@ typedef struct {
     FmTrainBatch tb;
     FmPredictions val_pred, test_pred;
     FmExpertUsage usage;
+    FmExpertProbe probe; /* expert similarity and agreement, in either training mode */
     FmStrBuf log;
     char *config_text;
     FmTrainInfo info;
@@ -114,6 +116,7 @@ static void run_free(Run *r) {
     fm_evaluate_predictions_free(&r->val_pred);
     fm_evaluate_predictions_free(&r->test_pred);
     fm_evaluate_usage_free(&r->usage);
+    fm_evaluate_experts_free(&r->probe);
     fm_strbuf_free(&r->log);
     fm_free(r->config_text);
     fm_train_info_free(&r->info);
@@ -241,7 +244,8 @@ static FmStatus setup(Run *r, FmError *err) {
         (st = fm_train_batch_alloc(&r->tb, &r->d.cohort, &r->d.spec, cap, err)) ||
         (st = fm_evaluate_predictions_alloc(&r->val_pred, r->d.n_val, r->d.spec.n_labels, err)) ||
         (st = fm_evaluate_predictions_alloc(&r->test_pred, r->d.n_test, r->d.spec.n_labels, err)) ||
-        (st = fm_evaluate_usage_create(&r->usage, r->model, err)))
+        (st = fm_evaluate_usage_create(&r->usage, r->model, err)) ||
+        (st = fm_evaluate_experts_create(&r->probe, r->model, FM_EVALUATE_EXPERTS_CHUNK, err)))
         return st;
     r->batch_idx = fm_malloc_array((size_t)r->B, sizeof *r->batch_idx);
     if (!r->batch_idx) return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory for the epoch order");
@@ -571,21 +575,22 @@ static FmStatus end_epoch(Run *r, int e, FmEpochRecord *rec, FmError *err) {
         rec->compete_router = nb > 0 ? r->sums.compete_router / nb : NAN;
         rec->compete_diversity = nb > 0 ? r->sums.compete_diversity / nb : NAN;
         rec->compete_balance = nb > 0 ? r->sums.compete_balance / nb : NAN;
-        /* Collapse diagnostics on the first validation batch (after the usage counts above),
-         * by rank 0, whose block of validation stays starts with it. */
-        FmMoeProbe probe[FM_MODEL_MAX_LAYERS];
-        int n_probe = (int)(r->d.n_val < r->tb.cap ? r->d.n_val : r->tb.cap);
-        if (r->writer &&
-            (st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val, n_probe, err)) == FM_OK)
-            st = fm_model_probe_experts(r->model, r->ws, &r->tb.view, probe, err);
-        if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
-        for (int l = 0; l < mc->layers && r->writer; l++) {
-            rec->similarity[l] = probe[l].similarity;
-            rec->agreement[l] = probe[l].agreement;
-        }
-        fm_dist_broadcast(r->dist, rec->similarity, sizeof rec->similarity);
-        fm_dist_broadcast(r->dist, rec->agreement, sizeof rec->agreement);
     }
+    /* Collapse diagnostics in either training mode, on the first validation batch (after the
+     * usage counts above), by rank 0, whose block of validation stays starts with it. */
+    fm_evaluate_experts_clear(&r->probe);
+    int n_probe = (int)(r->d.n_val < r->tb.cap ? r->d.n_val : r->tb.cap);
+    if (r->writer && n_probe > 0 &&
+        (st = fm_train_batch_make(&r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.val, n_probe, err)) == FM_OK &&
+        (st = fm_model_forward(r->model, r->ws, &r->tb.view, 0, NULL, NULL, err)) == FM_OK)
+        fm_evaluate_experts_add(&r->probe, r->model, r->ws);
+    if ((st = fm_dist_agree(r->dist, st, err)) != FM_OK) return st;
+    for (int l = 0; l < mc->layers; l++) {
+        rec->similarity[l] = fm_evaluate_experts_similarity(&r->probe, l, -1);
+        rec->agreement[l] = fm_evaluate_experts_agreement(&r->probe, l, -1);
+    }
+    fm_dist_broadcast(r->dist, rec->similarity, sizeof rec->similarity);
+    fm_dist_broadcast(r->dist, rec->agreement, sizeof rec->agreement);
     int higher;
     rec->select = fm_evaluate_select_value(mc, rec->val, r->select, vloss.total, &higher);
     for (int l = 0; l < mc->layers; l++) {
@@ -676,6 +681,7 @@ static FmStatus write_report(Run *r, double missing, uint64_t seed, double t0, F
                               .los_log_offset_days = r->d.cohort.settings.los_log_offset_days};
         st = fm_evaluate_report(tasks, &r->model->cfg, r->info.label_ptr, &r->test_pred, r->info.threshold, &ro, err);
     }
+    if (st == FM_OK) st = fm_evaluate_experts_report(root, &r->usage, &r->probe, err);
     if (st == FM_OK) st = fm_json_add_config(root, "config", cfg, err);
     if (st == FM_OK)
         st = fm_evaluate_write_predictions(r->path[PATH_PREDICTIONS], &r->test_pred, r->info.label_ptr, 1, err);
@@ -712,7 +718,10 @@ static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
     const FmConfig *cfg = r->cfg;
     double missing = fm_config_float(cfg, "eval.missing_rate");
     uint64_t seed = (uint64_t)fm_config_int(cfg, "train.seed");
-    FmEvaluateOptions eo = {.missing_rate = missing, .seed = seed};
+    /* The test's expert diagnostics for metrics.json: counts and probe over every test stay. */
+    fm_evaluate_usage_clear(&r->usage);
+    fm_evaluate_experts_clear(&r->probe);
+    FmEvaluateOptions eo = {.missing_rate = missing, .seed = seed, .usage = &r->usage, .probe = &r->probe};
     st = fm_evaluate_predict_dist(r->dist, r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.test, r->d.n_test,
                                   &eo, &r->test_pred, err);
     if (st != FM_OK) return st;

@@ -52,7 +52,8 @@
  *   model.h5         the best epoch's model (src/train_model_file.h)
  *   predictions.csv  the test part's predictions (src/evaluate_csv.h)
  *   metrics.json     the test part's metrics (src/evaluate_report.h) with "run" (split, part,
- *                    stays, best epoch, selection) and "config"
+ *                    stays, best epoch, selection), "experts" (the test stays' expert
+ *                    diagnostics, src/evaluate_experts.h) and "config"
  *   timing.json      seconds spent training, validating and testing, and training stays/s
  *                    (kept apart from metrics.json, which is reproducible to the byte)
  *   checkpoint.h5    while the run is incomplete */

@@ -18,8 +18,7 @@ void fm_train_log_header(FmStrBuf *b, const FmModelConfig *mc, int compete) {
     }
     fm_strbuf_append(b, ",select,best,train_s,val_s,stays_per_s");
     for (int l = 0; l < mc->layers; l++) {
-        fm_strbuf_appendf(b, ",l%d_entropy,l%d_dead", l, l);
-        if (compete) fm_strbuf_appendf(b, ",l%d_similarity,l%d_agreement", l, l);
+        fm_strbuf_appendf(b, ",l%d_entropy,l%d_dead,l%d_similarity,l%d_agreement", l, l, l, l);
     }
     fm_strbuf_append(b, "\n");
 }
@@ -66,10 +65,8 @@ void fm_train_log_row(FmStrBuf *b, const FmModelConfig *mc, const FmEpochRecord 
     for (int l = 0; l < mc->layers; l++) {
         num(b, r->usage_entropy[l]);
         fm_strbuf_appendf(b, ",%d", r->usage_dead[l]);
-        if (r->compete) {
-            num(b, r->similarity[l]);
-            num(b, r->agreement[l]);
-        }
+        num(b, r->similarity[l]);
+        num(b, r->agreement[l]);
     }
     fm_strbuf_append(b, "\n");
 }

@@ -18,14 +18,16 @@
  *   l<i>_entropy, l<i>_dead    expert utilisation of layer i on the validation stays: the
  *                              normalised entropy of the experts' token shares (1 = even, 0 =
  *                              one expert) and the number of experts that got no token
+ *   l<i>_similarity            on the first validation batch (the probe batch; models/
+ *                              moe_diagnostics.h, src/evaluate_experts.h): mean pairwise cosine
+ *                              of the outputs of all the experts on each token (near 1: collapse)
+ *   l<i>_agreement             on the probe batch: share of the router's top K that the
+ *                              competition's top K shares (measured in either training mode)
  * With competition (competition.enabled), after train_entropy:
  *   compete_layer_steps        (optimiser step, layer) pairs that competed in the epoch
  *   train_compete_router, train_compete_diversity, train_compete_balance
  *                              the competition losses (unweighted, summed over the competing
  *                              layers), mean over the batches that competed (nan if none)
- * and after each layer's utilisation, on the first validation batch (models/moe_diagnostics.h):
- *   l<i>_similarity            mean pairwise cosine of the experts' outputs (near 1: collapse)
- *   l<i>_agreement             share of the router's top K that the competition's top K shares
  * Numbers have 6 significant digits; NaN is written "nan". */
 #ifndef FM_TRAIN_LOG_H
 #define FM_TRAIN_LOG_H
@@ -45,13 +47,14 @@ typedef struct {
     double train_s, val_s, stays_per_s;
     double usage_entropy[FM_MODEL_MAX_LAYERS];
     int usage_dead[FM_MODEL_MAX_LAYERS];
-    int compete; /* the run uses competition: the columns below are written */
+    int compete; /* the run uses competition: the compete_ columns are written */
     long compete_layer_steps;
     double compete_router, compete_diversity, compete_balance;
     double similarity[FM_MODEL_MAX_LAYERS], agreement[FM_MODEL_MAX_LAYERS];
 } FmEpochRecord;
 
-/* Appends the header line for model configuration `mc` (compete: with the competition columns). */
+/* Appends the header line for model configuration `mc` (compete: with the competition loss
+ * columns). */
 void fm_train_log_header(FmStrBuf *b, const FmModelConfig *mc, int compete);
 
 /* Appends the row of epoch record `r`. */

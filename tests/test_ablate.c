@@ -188,7 +188,7 @@ static void seen_plan(void *ctx, const FmAblateEvent *ev) {
 
 static const char *GRID =
     "[grid]\nstudy = study.ini\nseeds = 1, 2\nbaseline = laplace/0\nmetrics = mortality.auroc, mortality.auprc, "
-    "phenotypes.macro_auroc\n[set]\ntrain.epochs = 1\n[axes]\nmodel.gate = laplace | softmax\n"
+    "phenotypes.macro_auroc, experts.entropy\n[set]\ntrain.epochs = 1\n[axes]\nmodel.gate = laplace | softmax\n"
     "eval.missing_rate = 0 | 0.5\n";
 
 /* results.csv without its last column (the training seconds, which vary). */

@@ -16,6 +16,7 @@
 #include "models/moe_internal.h"
 #include "src/alloc.h"
 #include "src/blas_kernel.h"
+#include "src/evaluate_experts.h"
 #include "src/gemm.h"
 #include "tests/support/model_support.h"
 #include "tests/support/testutil.h"
@@ -1137,7 +1138,7 @@ END_TEST
 
 /* The model's probe: per layer, similarity in [-1, 1] and agreement in [0, 1], deterministic,
  * refused on an ordinary workspace; a forward and backward with competition and the probe
- * allocate nothing. */
+ * allocate nothing; the evaluation probe (src/evaluate_experts.h) agrees with it. */
 START_TEST(test_model_probe_and_no_allocation) {
     ModelCtx c;
     model_setup(&c, FM_GATE_SOFTMAX, FM_ROUTER_DISJOINT, NULL, 31);
@@ -1160,6 +1161,18 @@ START_TEST(test_model_probe_and_no_allocation) {
     FmModelWorkspace *plain;
     ck_assert_int_eq(fm_model_workspace_create(&plain, c.m, &shape, NULL), FM_OK);
     ck_assert_int_eq(fm_model_probe_experts(c.m, plain, &c.tb.batch, a, &err), FM_ERR_ARG);
+    /* The evaluation probe on an ordinary workspace, 7 tokens at a time, measures the same. */
+    FmExpertProbe probe;
+    ck_assert_int_eq(fm_evaluate_experts_create(&probe, c.m, 7, &err), FM_OK);
+    ck_assert_int_eq(fm_model_forward(c.m, plain, &c.tb.batch, 0, NULL, NULL, &err), FM_OK);
+    fm_alloc_fail_reset();
+    fm_evaluate_experts_add(&probe, c.m, plain);
+    ck_assert_int_eq(fm_alloc_calls(), 0);
+    for (int l = 0; l < 2; l++) {
+        ck_assert_double_eq_tol(fm_evaluate_experts_similarity(&probe, l, -1), a[l].similarity, 1e-5);
+        ck_assert_double_eq_tol(fm_evaluate_experts_agreement(&probe, l, -1), a[l].agreement, 1e-9);
+    }
+    fm_evaluate_experts_free(&probe);
     fm_model_workspace_free(plain);
     model_free(&c);
 }

@@ -127,6 +127,17 @@ START_TEST(test_train_run_folder) {
     const char *reg[] = {"mae", "rmse", "r2", "mae_days"};
     for (size_t i = 0; i < 4; i++) ck_assert(cJSON_IsObject(get(m, "tasks", "los_regression", reg[i])));
     ck_assert_int_eq(get(m, "config", "model", "experts")->valueint, 4);
+    /* the expert diagnostics of the test stays: per layer and their means, in range */
+    const cJSON *experts = cJSON_GetObjectItem(m, "experts");
+    const cJSON *layers = cJSON_GetObjectItem(experts, "layers");
+    ck_assert_int_eq(cJSON_GetArraySize(layers), get(m, "config", "model", "layers")->valueint);
+    const double entropy = get(m, "experts", "entropy", NULL)->valuedouble;
+    const double similarity = get(m, "experts", "similarity", NULL)->valuedouble;
+    const double agreement = get(m, "experts", "agreement", NULL)->valuedouble;
+    ck_assert(entropy > 0.0 && entropy <= 1.0);
+    ck_assert(similarity >= -1.0 && similarity <= 1.0);
+    ck_assert(agreement >= 0.0 && agreement <= 1.0);
+    ck_assert(get(m, "experts", "dead", NULL)->valuedouble >= 0.0);
     cJSON_Delete(m);
 
     /* epochs.csv: header and one row per epoch */
@@ -135,7 +146,7 @@ START_TEST(test_train_run_folder) {
     text = fm_study_read(p, NULL);
     ck_assert_msg(strncmp(text, "epoch,lr,train_loss,train_task_loss,train_mortality_loss,", 57) == 0, "%.80s", text);
     ck_assert_ptr_nonnull(strstr(text, ",val_mortality_auroc,"));
-    ck_assert_ptr_nonnull(strstr(text, ",l0_entropy,l0_dead\n"));
+    ck_assert_ptr_nonnull(strstr(text, ",l0_entropy,l0_dead,l0_similarity,l0_agreement\n"));
     fm_free(text);
     fm_free(test);
     fm_cohort_free(&c);

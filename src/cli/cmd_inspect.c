@@ -4,11 +4,12 @@
 #include <string.h>
 
 #include "models/model_file.h"
-#include "preprocessing/modality.h"
 #include "preprocessing/cohort.h"
+#include "preprocessing/modality.h"
 #include "src/alloc.h"
 #include "src/cli/cmd_common.h"
 #include "src/cli/commands.h"
+#include "src/evaluate_experts.h"
 #include "src/evaluate_run.h"
 #include "src/evaluate_usage.h"
 #include "src/inspect.h"
@@ -24,7 +25,10 @@ static void inspect_usage(FILE *out) {
             "per part. With a cohort, runs the model over the stays of the part and prints, for every\n"
             "fusion layer, the share of each modality's tokens that each expert receives, the\n"
             "normalised entropy of those shares (1 = all experts used evenly, 0 = one expert) and the\n"
-            "dead experts (no token); --plot draws the shares as a heatmap (rows: layer and modality).\n"
+            "dead experts (no token), the mean pairwise cosine similarity of all the experts' outputs\n"
+            "on each token (near 1: the experts have collapsed onto one function) and the share of the\n"
+            "router's top k that CompeteSMoE's competition would also choose; --plot draws the shares\n"
+            "as a heatmap (rows: layer and modality).\n"
             "\n"
             "options:\n"
             "  --model F      model file written by fusemoe train\n"
@@ -45,12 +49,13 @@ static void print_config(const FmModel *m, const FmTrainInfo *info, const char *
            fm_model_pooling_name(c->pooling), c->head_hidden);
     printf("modalities:");
     for (int i = 0; i < c->M; i++)
-        printf("%s %s (%s, %d)", i ? "," : "", c->mod[i].name, fm_modality_kind_name(c->mod[i].kind), c->mod[i].C);
+        printf("%s %s (%s, %d)", i ? "," : "", c->mod[i].name, fm_modality_kind_name(c->mod[i].kind),
+               c->mod[i].C);
     printf("\ntasks:\n");
     for (int t = 0; t < c->n_tasks; t++) {
         const FmTaskConfig *task = &c->task[t];
-        printf("  %-16s %-10s weight %g, positive weight %g, columns", task->name, fm_model_task_kind_name(task->kind),
-               (double)task->weight, (double)task->pos_weight);
+        printf("  %-16s %-10s weight %g, positive weight %g, columns", task->name,
+               fm_model_task_kind_name(task->kind), (double)task->weight, (double)task->pos_weight);
         for (int j = task->label0; j < task->label0 + task->n; j++) {
             printf(" %s", info->label_name[j]);
             if (isfinite(info->threshold[j])) printf(" (threshold %.4g)", info->threshold[j]);
@@ -78,12 +83,13 @@ static int print_parts(const FmModel *m) {
     return 0;
 }
 
-static void print_usage_table(const FmModel *m, const FmExpertUsage *u) {
+static void print_usage_table(const FmModel *m, const FmExpertUsage *u, const FmExpertProbe *p) {
     const FmModelConfig *c = &m->cfg;
     for (int l = 0; l < u->layers; l++) {
         printf("layer %d: share of each modality's tokens per expert (%%)\n  %-16s", l, "modality");
-        for (int e = 0; e < u->E; e++) printf(" %5d", e);
-        printf("  entropy  dead\n");
+        for (int e = 0; e < u->E; e++)
+            printf(" %5d", e);
+        printf("  entropy  dead  similarity  agreement\n");
         for (int k = 0; k <= u->M; k++) {
             int mm = k < u->M ? k : -1;
             printf("  %-16s", mm >= 0 ? c->mod[mm].name : "(all)");
@@ -94,7 +100,9 @@ static void print_usage_table(const FmModel *m, const FmExpertUsage *u) {
                 else
                     printf(" %5.1f", 100.0 * s);
             }
-            printf("  %7.3f  %4d\n", fm_evaluate_usage_entropy(u, l, mm), fm_evaluate_usage_dead(u, l, mm));
+            printf("  %7.3f  %4d  %10.3f  %9.3f\n", fm_evaluate_usage_entropy(u, l, mm),
+                   fm_evaluate_usage_dead(u, l, mm), fm_evaluate_experts_similarity(p, l, mm),
+                   fm_evaluate_experts_agreement(p, l, mm));
         }
     }
 }
@@ -102,7 +110,7 @@ static void print_usage_table(const FmModel *m, const FmExpertUsage *u) {
 static int plot_usage(const FmModel *m, const FmExpertUsage *u, const char *path) {
     const int rows = u->layers * u->M, cols = u->E;
     double *v = fm_malloc_array((size_t)rows * cols, sizeof *v);
-    char (*names)[64] = fm_malloc_array((size_t)rows, sizeof *names);
+    char(*names)[64] = fm_malloc_array((size_t)rows, sizeof *names);
     const char **row_labels = fm_malloc_array((size_t)rows, sizeof *row_labels);
     int rc = 1;
     if (v && names && row_labels) {
@@ -111,7 +119,8 @@ static int plot_usage(const FmModel *m, const FmExpertUsage *u, const char *path
                 int r = l * u->M + mm;
                 snprintf(names[r], sizeof names[r], "layer %d %s", l, m->cfg.mod[mm].name);
                 row_labels[r] = names[r];
-                for (int e = 0; e < cols; e++) v[(size_t)r * cols + e] = fm_evaluate_usage_share(u, l, mm, e);
+                for (int e = 0; e < cols; e++)
+                    v[(size_t)r * cols + e] = fm_evaluate_usage_share(u, l, mm, e);
             }
         FmHeatmap map = {.values = v,
                          .rows = rows,
@@ -150,23 +159,31 @@ int fm_cmd_inspect(int argc, char **argv) {
             return 0;
         }
         if (i + 1 >= argc) {
-            fprintf(stderr, "fusemoe inspect: %s: %s\n", a, a[0] == '-' ? "missing value" : "unexpected argument");
+            fprintf(stderr, "fusemoe inspect: %s: %s\n", a,
+                    a[0] == '-' ? "missing value" : "unexpected argument");
             inspect_usage(stderr);
             return 2;
         }
         const char *v = argv[++i];
         long l;
-        if (strcmp(a, "--model") == 0) o.model_path = v;
-        else if (strcmp(a, "--cohort") == 0) o.cohort_path = v;
-        else if (strcmp(a, "--plot") == 0) plot = v;
+        if (strcmp(a, "--model") == 0)
+            o.model_path = v;
+        else if (strcmp(a, "--cohort") == 0)
+            o.cohort_path = v;
+        else if (strcmp(a, "--plot") == 0)
+            plot = v;
         else if (strcmp(a, "--split") == 0) {
             if (!fm_cli_parse_long("inspect", a, v, 0, 9999, &l)) return 2;
             o.split = (int)l;
         } else if (strcmp(a, "--part") == 0) {
-            if (strcmp(v, "train") == 0) o.part = FM_PART_TRAIN;
-            else if (strcmp(v, "val") == 0) o.part = FM_PART_VAL;
-            else if (strcmp(v, "test") == 0) o.part = FM_PART_TEST;
-            else if (strcmp(v, "all") == 0) o.part = FM_EVAL_PART_ALL;
+            if (strcmp(v, "train") == 0)
+                o.part = FM_PART_TRAIN;
+            else if (strcmp(v, "val") == 0)
+                o.part = FM_PART_VAL;
+            else if (strcmp(v, "test") == 0)
+                o.part = FM_PART_TEST;
+            else if (strcmp(v, "all") == 0)
+                o.part = FM_EVAL_PART_ALL;
             else {
                 fprintf(stderr, "fusemoe inspect: --part: expected train, val, test or all, got \"%s\"\n", v);
                 return 2;
@@ -178,7 +195,8 @@ int fm_cmd_inspect(int argc, char **argv) {
         }
     }
     if (!o.model_path || (plot && !o.cohort_path)) {
-        fprintf(stderr, "fusemoe inspect: %s\n", !o.model_path ? "--model is required" : "--plot needs --cohort");
+        fprintf(stderr, "fusemoe inspect: %s\n",
+                !o.model_path ? "--model is required" : "--plot needs --cohort");
         inspect_usage(stderr);
         return 2;
     }
@@ -194,8 +212,10 @@ int fm_cmd_inspect(int argc, char **argv) {
     int rc = print_parts(model);
     if (rc == 0 && o.cohort_path) {
         FmExpertUsage usage;
+        FmExpertProbe probe;
         FmEvaluateRunResult res;
         o.usage = &usage;
+        o.probe = &probe;
         if (fm_evaluate_run(&o, &res, &err) != FM_OK) {
             fm_cli_report("inspect", &err);
             rc = 1;
@@ -204,9 +224,10 @@ int fm_cmd_inspect(int argc, char **argv) {
             printf("expert utilisation on %s: %lld stays", o.cohort_path, (long long)res.n_stays);
             if (res.split >= 0) printf(" (%s part of split %d)", PARTS[o.part], res.split);
             printf("\n");
-            print_usage_table(model, &usage);
+            print_usage_table(model, &usage, &probe);
             if (plot) rc = plot_usage(model, &usage, plot);
             fm_evaluate_usage_free(&usage);
+            fm_evaluate_experts_free(&probe);
         }
     }
     fm_norm_free(&norm);
