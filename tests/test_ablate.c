@@ -238,6 +238,15 @@ START_TEST(test_ablate_jobs_and_resume) {
     char *ca = csv_without_time(pa), *cb = csv_without_time(pb);
     ck_assert_str_eq(ca, cb);
     ck_assert_int_eq(fm_study_lines(pa), 9);
+    /* the expert entropy (the last metric) is read from each run's metrics.json */
+    ck_assert_ptr_nonnull(strstr(ca, ",experts.entropy\n"));
+    const char *row = strchr(ca, '\n');
+    const char *row_end = strchr(row + 1, '\n');
+    ck_assert_ptr_nonnull(row_end);
+    const char *field = row_end;
+    while (field > row && *field != ',') field--;
+    const double entropy = strtod(field + 1, NULL);
+    ck_assert_msg(entropy > 0.0 && entropy <= 1.0, "row %.*s", (int)(row_end - row), row);
     fm_free(ca);
     fm_free(cb);
     const char *files[] = {"runs/laplace/split0-seed1/model.h5",   "runs/softmax/split0-seed2/model.h5",
