@@ -2,6 +2,7 @@
 #   make            build/fusemoe and build/libfusemoe.a
 #   make test       install missing packages, build, run the Check suite
 #   make demo       install missing packages, build, run the synthetic end-to-end demo
+#   make p12        the PhysioNet 2012 results from the raw files (scripts/p12.sh; about 2 h on 2 cores)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks (never part of pass/fail)
 #   make deps       install missing Debian packages with apt-get
@@ -51,7 +52,7 @@ MPI_PROG_BIN := $(MPI_PROG_SRC:tests/mpi/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libfusemoe.a
 CLI      := $(BUILD)/fusemoe
 
-.PHONY: all deps deps-mpi test check-tests test-mpi check-mpi bench-mpi asan bench demo clean format
+.PHONY: all deps deps-mpi test check-tests test-mpi check-mpi bench-mpi asan bench demo p12 clean format
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -122,6 +123,10 @@ bench: deps
 demo: deps
 	@$(MAKE) --no-print-directory $(CLI)
 	@sh scripts/demo.sh
+
+p12: deps
+	@$(MAKE) --no-print-directory $(CLI)
+	@sh scripts/p12.sh
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(TEST_SUPPORT_SRC) $(BENCH_SRC) $(wildcard src/*.h src/cli/*.h preprocessing/*.h models/*.h data/*.h tests/support/*.h)

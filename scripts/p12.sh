@@ -1,0 +1,114 @@
+#!/bin/sh
+# The PhysioNet 2012 results of the README ("Results on PhysioNet 2012"), from the raw files:
+#   1. prepare sets A and B into one cohort (5 seeded stratified 80/10/10 splits)
+#   2. the ablation grids of configs/p12/ (baselines, gates, length of stay on 5 splits;
+#      modalities, routers, competition on splits 0-2), 2 runs at a time
+#   3. the tables (fusemoe report), ROC and calibration plots (fusemoe plot), expert utilisation
+#      (fusemoe inspect)
+#   4. external validation: a model trained on set A only, tested on all of set B
+#   5. the final model, trained on sets A and B (90% training, 10% validation for early stopping)
+# Everything goes to runs/p12/; finished runs are kept, so an interrupted run continues where it
+# stopped. The data folder is $P12_DATA (default ../shared/data/physionet2012).
+set -eu
+cd "$(dirname "$0")/.."
+FM=./build/fusemoe
+DATA=${P12_DATA:-../shared/data/physionet2012}
+OUT=runs/p12
+JOBS=${JOBS:-2}
+CFG=configs/p12
+start=$(date +%s)
+
+for f in set-a set-b Outcomes-a.txt Outcomes-b.txt; do
+    if [ ! -e "$DATA/$f" ]; then
+        echo "p12: $DATA/$f not found; set P12_DATA to the PhysioNet 2012 folder" >&2
+        exit 1
+    fi
+done
+mkdir -p "$OUT"
+step() { printf '\n== %s (%d s)\n' "$*" $(($(date +%s) - start)); }
+
+step "1. prepare sets A and B"
+if [ ! -f "$OUT/p12.h5" ]; then
+    $FM prepare --p12 "$DATA/set-a,$DATA/set-b" --outcomes "$DATA/Outcomes-a.txt,$DATA/Outcomes-b.txt" \
+        --seed 2026 --out "$OUT/p12.h5"
+fi
+
+for grid in baselines gates los modalities routers competition; do
+    step "2. ablation grid $CFG/$grid.ini"
+    $FM ablate --grid "$CFG/$grid.ini" --out "$OUT/$grid" --jobs "$JOBS" --quiet >/dev/null
+done
+
+step "3. tables and plots"
+M="mortality.auroc,mortality.auprc,mortality.f1,mortality.brier,mortality.ece"
+E="experts.entropy,experts.dead,experts.similarity,experts.agreement"
+$FM report --results "$OUT/baselines/results.csv,$OUT/gates/results.csv" --metrics "$M" \
+    --rename saps_i=SAPS-I,logreg="logistic regression",softmax="FuseMoE softmax",laplace="FuseMoE Laplace" \
+    --order SAPS-I,"logistic regression","FuseMoE softmax","FuseMoE Laplace" --baseline "FuseMoE Laplace" \
+    --title "In-hospital mortality, test parts of splits 0-4" --out "$OUT/mortality.md"
+$FM report --results "$OUT/gates/results.csv,$OUT/modalities/results.csv" --metrics "$M" \
+    --rename laplace=vitals+labs+static --order vitals+labs+static,vitals+labs,vitals+static,labs+static,vitals,labs,static \
+    --baseline vitals+labs+static --title "Modalities (Laplace gating), splits 0-2" --out "$OUT/modalities.md"
+$FM report --results "$OUT/gates/results.csv,$OUT/routers/results.csv" --metrics "$M,$E" \
+    --rename laplace=joint --order joint,per_modality,disjoint --baseline joint \
+    --title "Router types (Laplace gating), splits 0-2" --out "$OUT/routers.md"
+# The competition table compares matched splits only: the standard runs of splits 3 and 4 have
+# no partner, so they are left out of the paired differences (and of the means, by the filter).
+awk -F, 'NR == 1 || $3 <= 2' "$OUT/gates/results.csv" >"$OUT/gates-splits-0-2.csv"
+awk -F, 'BEGIN { OFS = "," } NR > 1 { $1 = $1 "+competition" } { print }' "$OUT/competition/results.csv" \
+    >"$OUT/competition-named.csv"
+$FM report --results "$OUT/gates-splits-0-2.csv,$OUT/competition-named.csv" --metrics "$M,$E" \
+    --order laplace,laplace+competition,softmax,softmax+competition --baseline laplace \
+    --title "Router training: standard vs competition, splits 0-2" --out "$OUT/competition.md"
+$FM report --results "$OUT/los/results.csv" \
+    --metrics los_binary.auroc,los_binary.auprc,los_regression.mae_days,los_regression.r2 \
+    --rename logreg="logistic / ridge regression",fusemoe="FuseMoE Laplace" --baseline "FuseMoE Laplace" \
+    --title "Length of stay (LOS > 7 days; ln(LOS + 1) regression), splits 0-4" --out "$OUT/los.md"
+
+# Training time of the competition runs against the standard ones (same splits), from the
+# train_seconds column of results.csv.
+awk -F, 'FNR == 1 { next } $3 <= 2 { t[FILENAME] += $NF; n[FILENAME]++ }
+    END { s = t[ARGV[1]] / n[ARGV[1]]; c = t[ARGV[2]] / n[ARGV[2]];
+          printf "training seconds per run, splits 0-2: standard %.0f, competition %.0f (ratio %.2f)\n", s, c, c / s }' \
+    "$OUT/gates/results.csv" "$OUT/competition/results.csv" | tee "$OUT/competition-time.txt"
+
+pool() { # the predictions.csv files of a configuration's runs, joined with '+'
+    ls "$OUT/$1"/split*-seed1/predictions.csv | paste -sd+ -
+}
+P="$(pool baselines/runs/saps_i),$(pool baselines/runs/logreg),$(pool gates/runs/softmax),$(pool gates/runs/laplace)"
+L="SAPS-I,logistic regression,FuseMoE softmax,FuseMoE Laplace"
+$FM plot roc --predictions "$P" --labels "$L" --task mortality --title "In-hospital mortality, 5 test parts pooled" \
+    --out "$OUT/roc_mortality.svg"
+$FM plot calibration --predictions "$P" --labels "$L" --task mortality \
+    --title "In-hospital mortality, 5 test parts pooled" --out "$OUT/calibration_mortality.svg"
+$FM inspect --model "$OUT/gates/runs/laplace/split0-seed1/model.h5" --cohort "$OUT/p12.h5" \
+    --plot "$OUT/experts_laplace.svg" >"$OUT/experts_laplace.txt"
+
+step "4. external validation: train on set A, test on set B"
+if [ ! -f "$OUT/set-a.h5" ]; then
+    $FM prepare --p12 "$DATA/set-a" --outcomes "$DATA/Outcomes-a.txt" --splits repeated:1:0.9,0.1,0 \
+        --seed 2026 --out "$OUT/set-a.h5" --quiet
+fi
+if [ ! -f "$OUT/set-b.h5" ]; then
+    $FM prepare --p12 "$DATA/set-b" --outcomes "$DATA/Outcomes-b.txt" --splits repeated:1:0.9,0.1,0 \
+        --seed 2026 --out "$OUT/set-b.h5" --quiet
+fi
+sed "s|^cohort = .*|cohort = $OUT/set-a.h5|" "$CFG/study.ini" >"$OUT/study-set-a.ini"
+[ -f "$OUT/set-a-model/metrics.json" ] || $FM train --config "$OUT/study-set-a.ini" --out "$OUT/set-a-model" --quiet
+$FM eval --model "$OUT/set-a-model/model.h5" --cohort "$OUT/set-b.h5" --part all --out "$OUT/set-b-external"
+
+step "5. final model on sets A and B"
+if [ ! -f "$OUT/p12-all.h5" ]; then
+    $FM prepare --p12 "$DATA/set-a,$DATA/set-b" --outcomes "$DATA/Outcomes-a.txt,$DATA/Outcomes-b.txt" \
+        --splits repeated:1:0.9,0.1,0 --seed 2026 --out "$OUT/p12-all.h5" --quiet
+fi
+sed "s|^cohort = .*|cohort = $OUT/p12-all.h5|" "$CFG/study.ini" >"$OUT/study-all.ini"
+[ -f "$OUT/final/metrics.json" ] || $FM train --config "$OUT/study-all.ini" --out "$OUT/final" --quiet
+
+step "done"
+for t in mortality modalities routers competition los; do
+    echo
+    cat "$OUT/$t.md"
+done
+printf '\nexternal validation (set A -> set B): %s\n' "$OUT/set-b-external/metrics.json"
+printf 'final model: %s/final/model.h5\n' "$OUT"
+printf 'total time: %d s\n' $(($(date +%s) - start))
