@@ -3,8 +3,8 @@
 #   1. prepare sets A and B into one cohort (5 seeded stratified 80/10/10 splits)
 #   2. the ablation grids of configs/p12/ (baselines, gates, length of stay on 5 splits;
 #      modalities, routers, competition on splits 0-2), 2 runs at a time
-#   3. the tables (fusemoe report), ROC and calibration plots (fusemoe plot), expert utilisation
-#      (fusemoe inspect)
+#   3. the tables (fusemoe report; fusemoe bootstrap for the bootstrap intervals of the 5-split
+#      means), ROC and calibration plots (fusemoe plot), expert utilisation (fusemoe inspect)
 #   4. external validation: a model trained on set A only, tested on all of set B
 #   5. the final model, trained on sets A and B (90% training, 10% validation for early stopping)
 # Everything goes to runs/p12/; finished runs are kept, so an interrupted run continues where it
@@ -45,37 +45,53 @@ $FM report --results "$OUT/baselines/results.csv,$OUT/gates/results.csv" --metri
     --rename saps_i=SAPS-I,logreg="logistic regression",softmax="FuseMoE softmax",laplace="FuseMoE Laplace" \
     --order SAPS-I,"logistic regression","FuseMoE softmax","FuseMoE Laplace" --baseline "FuseMoE Laplace" \
     --title "In-hospital mortality, test parts of splits 0-4" --out "$OUT/mortality.md"
-$FM report --results "$OUT/gates/results.csv,$OUT/modalities/results.csv" --metrics "$M" \
+# The ablations ran on splits 0-2: the full model's rows of splits 3 and 4 have no partner, so
+# they are left out of these tables.
+awk -F, 'NR == 1 || $3 <= 2' "$OUT/gates/results.csv" >"$OUT/gates-splits-0-2.csv"
+$FM report --results "$OUT/gates-splits-0-2.csv,$OUT/modalities/results.csv" --metrics "$M" \
     --rename laplace=vitals+labs+static --order vitals+labs+static,vitals+labs,vitals+static,labs+static,vitals,labs,static \
     --baseline vitals+labs+static --title "Modalities (Laplace gating), splits 0-2" --out "$OUT/modalities.md"
-$FM report --results "$OUT/gates/results.csv,$OUT/routers/results.csv" --metrics "$M,$E" \
+$FM report --results "$OUT/gates-splits-0-2.csv,$OUT/routers/results.csv" --metrics "$M" \
     --rename laplace=joint --order joint,per_modality,disjoint --baseline joint \
     --title "Router types (Laplace gating), splits 0-2" --out "$OUT/routers.md"
-# The competition table compares matched splits only: the standard runs of splits 3 and 4 have
-# no partner, so they are left out of the paired differences (and of the means, by the filter).
-awk -F, 'NR == 1 || $3 <= 2' "$OUT/gates/results.csv" >"$OUT/gates-splits-0-2.csv"
 awk -F, 'BEGIN { OFS = "," } NR > 1 { $1 = $1 "+competition" } { print }' "$OUT/competition/results.csv" \
     >"$OUT/competition-named.csv"
-$FM report --results "$OUT/gates-splits-0-2.csv,$OUT/competition-named.csv" --metrics "$M,$E" \
-    --order laplace,laplace+competition,softmax,softmax+competition --baseline laplace \
-    --title "Router training: standard vs competition, splits 0-2" --out "$OUT/competition.md"
+C="laplace,laplace+competition,softmax,softmax+competition"
+$FM report --results "$OUT/gates-splits-0-2.csv,$OUT/competition-named.csv" --metrics "$M" --order "$C" \
+    --baseline laplace --title "Router training: standard vs competition, splits 0-2" --out "$OUT/competition.md"
+$FM report --results "$OUT/gates-splits-0-2.csv,$OUT/competition-named.csv,$OUT/routers/results.csv" \
+    --metrics "$E" --order "$C,per_modality,disjoint" --baseline laplace \
+    --title "Collapse diagnostics on the test stays (means over the 2 fusion layers), splits 0-2" \
+    --out "$OUT/diagnostics.md"
 $FM report --results "$OUT/los/results.csv" \
     --metrics los_binary.auroc,los_binary.auprc,los_regression.mae_days,los_regression.r2 \
     --rename logreg="logistic / ridge regression",fusemoe="FuseMoE Laplace" --baseline "FuseMoE Laplace" \
     --title "Length of stay (LOS > 7 days; ln(LOS + 1) regression), splits 0-4" --out "$OUT/los.md"
 
-# Training time of the competition runs against the standard ones (same splits), from the
-# train_seconds column of results.csv.
-awk -F, 'FNR == 1 { next } $3 <= 2 { t[FILENAME] += $NF; n[FILENAME]++ }
-    END { s = t[ARGV[1]] / n[ARGV[1]]; c = t[ARGV[2]] / n[ARGV[2]];
-          printf "training seconds per run, splits 0-2: standard %.0f, competition %.0f (ratio %.2f)\n", s, c, c / s }' \
-    "$OUT/gates/results.csv" "$OUT/competition/results.csv" | tee "$OUT/competition-time.txt"
+# Training time per epoch of the competition runs against the standard ones (splits 0-2, both
+# gates), from each run's timing.json (train_seconds, epochs_run).
+per_epoch() { # mean training seconds per epoch over the runs of the given folders
+    for f in "$@"; do
+        tr -d ' \t\n' <"$f/timing.json" | sed 's/.*"train_seconds":\([0-9.e+-]*\).*"epochs_run":\([0-9]*\).*/\1 \2/'
+        echo
+    done | awk '{ s += $1; e += $2 } END { printf "%.1f", s / e }'
+}
+std=$(per_epoch "$OUT"/gates/runs/*/split[012]-seed1)
+comp=$(per_epoch "$OUT"/competition/runs/*/split[012]-seed1)
+echo "training seconds per epoch, splits 0-2, both gates: standard $std, competition $comp" \
+    "(ratio $(echo "$comp $std" | awk '{ printf "%.2f", $1 / $2 }'))" | tee "$OUT/competition-time.txt"
 
 pool() { # the predictions.csv files of a configuration's runs, joined with '+'
     ls "$OUT/$1"/split*-seed1/predictions.csv | paste -sd+ -
 }
 P="$(pool baselines/runs/saps_i),$(pool baselines/runs/logreg),$(pool gates/runs/softmax),$(pool gates/runs/laplace)"
 L="SAPS-I,logistic regression,FuseMoE softmax,FuseMoE Laplace"
+$FM bootstrap --predictions "$P" --labels "$L" --task mortality --metrics auroc,auprc,brier,ece \
+    --title "In-hospital mortality: mean over the 5 test parts [95% bootstrap CI of the mean]" \
+    --out "$OUT/mortality-bootstrap.md"
+$FM bootstrap --predictions "$(pool los/runs/logreg),$(pool los/runs/fusemoe)" \
+    --labels "logistic regression,FuseMoE Laplace" --task los_gt_7d --metrics auroc,auprc \
+    --title "LOS > 7 days: mean over the 5 test parts [95% bootstrap CI of the mean]" --out "$OUT/los-bootstrap.md"
 $FM plot roc --predictions "$P" --labels "$L" --task mortality --title "In-hospital mortality, 5 test parts pooled" \
     --out "$OUT/roc_mortality.svg"
 $FM plot calibration --predictions "$P" --labels "$L" --task mortality \
@@ -105,7 +121,7 @@ sed "s|^cohort = .*|cohort = $OUT/p12-all.h5|" "$CFG/study.ini" >"$OUT/study-all
 [ -f "$OUT/final/metrics.json" ] || $FM train --config "$OUT/study-all.ini" --out "$OUT/final" --quiet
 
 step "done"
-for t in mortality modalities routers competition los; do
+for t in mortality mortality-bootstrap modalities routers competition diagnostics los los-bootstrap; do
     echo
     cat "$OUT/$t.md"
 done

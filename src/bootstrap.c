@@ -29,61 +29,104 @@ static void draw(FmRng *rng, const size_t *pool, size_t k, size_t take, const fl
     }
 }
 
-FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred, const float *target, size_t n,
-                         const FmBootstrapConfig *cfg, FmBootstrapCI *out, FmError *err) {
+/* One evaluation set prepared for resampling: source indices with the positives first (all
+ * indices in order when not stratified) and the replicate's buffers. */
+typedef struct {
+    const float *pred, *target;
+    size_t n, n_pos;
+    size_t *pool;
+    float *bp, *bt;
+} ResampleSet;
+
+static FmStatus set_prepare(ResampleSet *r, const float *pred, const float *target, size_t n, int stratified,
+                            FmError *err) {
+    *r = (ResampleSet){.pred = pred, .target = target, .n = n};
+    r->pool = fm_malloc_array(n, sizeof *r->pool);
+    r->bp = fm_malloc_array(n, sizeof *r->bp);
+    r->bt = fm_malloc_array(n, sizeof *r->bt);
+    if (n && (!r->pool || !r->bp || !r->bt))
+        return FM_FAIL(err, FM_ERR_NOMEM, NULL, "bootstrap: out of memory for %zu samples", n);
+    if (!stratified) {
+        for (size_t i = 0; i < n; i++)
+            r->pool[i] = i;
+        return FM_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (target[i] == 1.0f)
+            r->pool[r->n_pos++] = i;
+        else if (target[i] != 0.0f)
+            return FM_FAIL(err, FM_ERR_ARG, NULL, "bootstrap: label[%zu] = %g: stratified resampling needs 0 or 1",
+                           i, (double)target[i]);
+    }
+    size_t k = r->n_pos;
+    for (size_t i = 0; i < n; i++)
+        if (target[i] == 0.0f) r->pool[k++] = i;
+    return FM_OK;
+}
+
+static void set_release(ResampleSet *r) {
+    fm_free(r->pool);
+    fm_free(r->bp);
+    fm_free(r->bt);
+}
+
+/* Draws the set's replicate into bp/bt from `rng`. */
+static void set_resample(ResampleSet *r, FmRng *rng, int stratified) {
+    if (stratified) {
+        if (r->n_pos) draw(rng, r->pool, r->n_pos, r->n_pos, r->pred, r->target, r->bp, r->bt, 0);
+        if (r->n > r->n_pos)
+            draw(rng, r->pool + r->n_pos, r->n - r->n_pos, r->n - r->n_pos, r->pred, r->target, r->bp, r->bt,
+                 r->n_pos);
+    } else {
+        draw(rng, r->pool, r->n, r->n, r->pred, r->target, r->bp, r->bt, 0);
+    }
+}
+
+FmStatus fm_bootstrap_mean_ci(FmMetricFn metric, const void *ctx, int n_sets, const float *const *pred,
+                              const float *const *target, const size_t *n, const FmBootstrapConfig *cfg,
+                              FmBootstrapCI *out, FmError *err) {
     out->estimate = out->lo = out->hi = out->se = NAN;
     out->n_valid = 0;
+    if (n_sets < 1) return FM_FAIL(err, FM_ERR_ARG, NULL, "bootstrap: %d evaluation sets", n_sets);
     if (cfg->n_resamples < 0)
         return FM_FAIL(err, FM_ERR_ARG, NULL, "bootstrap: %d resamples", cfg->n_resamples);
     if (!(cfg->level > 0.0 && cfg->level < 1.0))
         return FM_FAIL(err, FM_ERR_ARG, NULL, "bootstrap: level %g is not in (0, 1)", cfg->level);
-    /* Source indices: positives first, then negatives (or all, unstratified). */
-    size_t *pool = fm_malloc_array(n, sizeof *pool);
-    float *bp = fm_malloc_array(n, sizeof *bp);
-    float *bt = fm_malloc_array(n, sizeof *bt);
+    ResampleSet *sets = fm_calloc((size_t)n_sets, sizeof *sets);
     double *rep = fm_malloc_array((size_t)cfg->n_resamples, sizeof *rep);
     FmStatus rc = FM_OK;
-    if (!pool || !bp || !bt || !rep) {
-        rc = FM_FAIL(err, FM_ERR_NOMEM, NULL, "bootstrap: out of memory for %zu samples", n);
+    int empty = 0;
+    if (!sets || (cfg->n_resamples > 0 && !rep)) {
+        rc = FM_FAIL(err, FM_ERR_NOMEM, NULL, "bootstrap: out of memory");
         goto done;
     }
-    size_t n_pos = 0;
-    if (cfg->stratified) {
-        for (size_t i = 0; i < n; i++) {
-            if (target[i] == 1.0f)
-                pool[n_pos++] = i;
-            else if (target[i] != 0.0f) {
-                rc = FM_FAIL(err, FM_ERR_ARG, NULL,
-                             "bootstrap: label[%zu] = %g: stratified resampling needs 0 or 1", i,
-                             (double)target[i]);
-                goto done;
-            }
-        }
-        size_t k = n_pos;
-        for (size_t i = 0; i < n; i++)
-            if (target[i] == 0.0f) pool[k++] = i;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            pool[i] = i;
+    double estimate = 0.0;
+    for (int s = 0; s < n_sets && rc == FM_OK; s++) {
+        rc = set_prepare(&sets[s], pred[s], target[s], n[s], cfg->stratified, err);
+        double v = NAN;
+        if (rc == FM_OK) rc = metric(ctx, pred[s], target[s], n[s], &v, err);
+        estimate += v;
+        empty |= n[s] == 0;
     }
-    rc = metric(ctx, pred, target, n, &out->estimate, err);
-    if (rc != FM_OK || n == 0) goto done;
+    if (rc != FM_OK) goto done;
+    out->estimate = estimate / n_sets;
+    if (empty) goto done;
 
     FmRng root;
     fm_rng_seed(&root, cfg->seed);
     int valid = 0;
     for (int b = 0; b < cfg->n_resamples; b++) {
+        /* The replicate's stream draws the sets in order: one set gives fm_bootstrap_ci's draws. */
         FmRng rng = fm_rng_split(&root, (uint64_t)b);
-        if (cfg->stratified) {
-            if (n_pos) draw(&rng, pool, n_pos, n_pos, pred, target, bp, bt, 0);
-            if (n > n_pos) draw(&rng, pool + n_pos, n - n_pos, n - n_pos, pred, target, bp, bt, n_pos);
-        } else {
-            draw(&rng, pool, n, n, pred, target, bp, bt, 0);
+        double sum = 0.0;
+        for (int s = 0; s < n_sets && rc == FM_OK; s++) {
+            set_resample(&sets[s], &rng, cfg->stratified);
+            double v;
+            rc = metric(ctx, sets[s].bp, sets[s].bt, sets[s].n, &v, err);
+            sum += v;
         }
-        double v;
-        rc = metric(ctx, bp, bt, n, &v, err);
         if (rc != FM_OK) goto done;
-        if (isfinite(v)) rep[valid++] = v;
+        if (isfinite(sum)) rep[valid++] = sum / n_sets;
     }
     out->n_valid = valid;
     if (valid >= 2) {
@@ -93,15 +136,20 @@ FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred, 
         out->se = fm_stats_summary(rep, (size_t)valid, cfg->level).std;
     }
 done:
-    fm_free(pool);
-    fm_free(bp);
-    fm_free(bt);
+    for (int s = 0; sets && s < n_sets; s++)
+        set_release(&sets[s]);
+    fm_free(sets);
     fm_free(rep);
     if (rc != FM_OK) {
         out->estimate = out->lo = out->hi = out->se = NAN;
         out->n_valid = 0;
     }
     return rc;
+}
+
+FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred, const float *target, size_t n,
+                         const FmBootstrapConfig *cfg, FmBootstrapCI *out, FmError *err) {
+    return fm_bootstrap_mean_ci(metric, ctx, 1, &pred, &target, &n, cfg, out, err);
 }
 
 FmStatus fm_bootstrap_metric(const FmMetricSpec *spec, const float *pred, const float *target, size_t n,

@@ -44,6 +44,17 @@ typedef struct {
 FmStatus fm_bootstrap_ci(FmMetricFn metric, const void *ctx, const float *pred, const float *target, size_t n,
                          const FmBootstrapConfig *cfg, FmBootstrapCI *out, FmError *err);
 
+/* The mean of `metric` over n_sets (>= 1) evaluation sets (pred[s], target[s], n[s] values;
+ * e.g. the test parts of several splits, scored by their own models) with a bootstrap interval
+ * of that mean: replicate b resamples every set independently (stratified as cfg says, each set
+ * keeping its size and prevalence) and averages the metric over the sets. estimate is the mean
+ * of the sets' metrics; with one set this is fm_bootstrap_ci, replicate for replicate. lo, hi
+ * and se are NaN when a set is empty or fewer than 2 replicates are finite. Errors as
+ * fm_bootstrap_ci's, and FM_ERR_ARG for n_sets < 1. */
+FmStatus fm_bootstrap_mean_ci(FmMetricFn metric, const void *ctx, int n_sets, const float *const *pred,
+                              const float *const *target, const size_t *n, const FmBootstrapConfig *cfg,
+                              FmBootstrapCI *out, FmError *err);
+
 /* Bootstraps a metric chosen by FmMetricSpec with B replicates and `seed` at level 0.95,
  * stratified for binary metrics and plain for regression metrics. */
 FmStatus fm_bootstrap_metric(const FmMetricSpec *spec, const float *pred, const float *target, size_t n,

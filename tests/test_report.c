@@ -1,5 +1,5 @@
-/* Reading predictions back, and the report and plot commands over results and predictions
- * files written by the test. */
+/* Reading predictions back, and the report, plot and bootstrap commands over results and
+ * predictions files written by the test. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +132,44 @@ START_TEST(test_plot_roc_and_calibration) {
 }
 END_TEST
 
+/* Metrics averaged over runs with bootstrap intervals: AUROC 1 and 0.5 by hand. */
+START_TEST(test_bootstrap_command) {
+    char p[700], q[700], out[800], cmd[3000], text[4096];
+    write_file("bp.csv",
+               "stay_id,task,y_true,y_score\n1,mortality,0,0.1\n2,mortality,1,0.8\n3,mortality,0,0.3\n"
+               "4,mortality,1,0.4\n5,mortality,0,0.2\n",
+               p, sizeof p);
+    write_file("bq.csv",
+               "stay_id,task,y_true,y_score\n1,mortality,1,0.3\n2,mortality,0,0.4\n3,mortality,0,0.5\n"
+               "4,mortality,1,0.6\n",
+               q, sizeof q);
+    snprintf(out, sizeof out, "%s/ci.md", g_dir);
+    snprintf(cmd, sizeof cmd,
+             "%s bootstrap --predictions %s+%s,%s --labels both,one --task mortality --metrics auroc "
+             "--replicates 200 --out %s",
+             fm_test_cli(), p, q, p, out);
+    ck_assert_int_eq(run(cmd, text, sizeof text), 0);
+    /* the mean of 100% and 50%; a perfect ranking stays perfect in every stratified replicate */
+    ck_assert_msg(strstr(text, "| both | 2 | 9 | 75.0 [") != NULL, "%s", text);
+    ck_assert_msg(strstr(text, "| one | 1 | 5 | 100.0 [100.0, 100.0] |") != NULL, "%s", text);
+    FILE *f = fopen(out, "r");
+    ck_assert_ptr_nonnull(f);
+    char written[4096];
+    size_t n = fread(written, 1, sizeof written - 1, f);
+    fclose(f);
+    written[n] = '\0';
+    ck_assert_str_eq(written, text);
+    snprintf(cmd, sizeof cmd, "%s bootstrap --predictions %s --labels one --task mortality --metrics f1", fm_test_cli(),
+             p);
+    ck_assert_int_eq(run(cmd, text, sizeof text), 2);
+    ck_assert_ptr_nonnull(strstr(text, "threshold"));
+    snprintf(cmd, sizeof cmd, "%s bootstrap --predictions %s/missing.csv --labels one --task mortality", fm_test_cli(),
+             g_dir);
+    ck_assert_int_eq(run(cmd, text, sizeof text), 1);
+    ck_assert_ptr_nonnull(strstr(text, "missing.csv"));
+}
+END_TEST
+
 static Suite *report_suite(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("report");
@@ -139,6 +177,7 @@ static Suite *report_suite(void) {
     tcase_add_test(tc, test_read_predictions_pooled);
     tcase_add_test(tc, test_report_merges_and_compares);
     tcase_add_test(tc, test_plot_roc_and_calibration);
+    tcase_add_test(tc, test_bootstrap_command);
     suite_add_tcase(s, tc);
     return s;
 }

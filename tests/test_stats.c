@@ -297,6 +297,56 @@ START_TEST(test_bootstrap_edge_cases) {
 }
 END_TEST
 
+/* A metric with a known standard error: the mean of the predictions. */
+static FmStatus mean_metric(const void *ctx, const float *pred, const float *target, size_t n, double *out,
+                            FmError *err) {
+    (void)ctx, (void)target, (void)err;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += pred[i];
+    *out = n ? s / (double)n : NAN;
+    return FM_OK;
+}
+
+/* The mean over several sets: its estimate is the mean of the sets' metrics, one set gives
+ * fm_bootstrap_ci's interval, and the interval has the analytic width of a mean of means. */
+START_TEST(test_bootstrap_mean_of_sets) {
+    enum { N = 400 };
+    float a[N], b[N], la[N], lb[N];
+    FmRng r;
+    fm_rng_seed(&r, 11);
+    for (int i = 0; i < N; i++) {
+        a[i] = (float)fm_rng_normal(&r);          /* variance 1 */
+        b[i] = (float)(2.0 * fm_rng_normal(&r)); /* variance 4 */
+        la[i] = lb[i] = 0.0f;
+    }
+    const float *pred[2] = {a, b}, *target[2] = {la, lb};
+    const size_t n[2] = {N, N};
+    FmBootstrapConfig cfg = fm_bootstrap_default();
+    cfg.n_resamples = 4000;
+    FmBootstrapCI one, two, ref;
+    FmError err;
+    ck_assert_int_eq(fm_bootstrap_mean_ci(mean_metric, NULL, 1, pred, target, n, &cfg, &one, &err), FM_OK);
+    ck_assert_int_eq(fm_bootstrap_ci(mean_metric, NULL, a, la, N, &cfg, &ref, &err), FM_OK);
+    ck_assert(one.lo == ref.lo && one.hi == ref.hi && one.estimate == ref.estimate);
+    ck_assert_int_eq(fm_bootstrap_mean_ci(mean_metric, NULL, 2, pred, target, n, &cfg, &two, &err), FM_OK);
+    double ma, mb;
+    mean_metric(NULL, a, la, N, &ma, NULL);
+    mean_metric(NULL, b, lb, N, &mb, NULL);
+    assert_near(two.estimate, 0.5 * (ma + mb), 1e-12, "mean of the sets' metrics");
+    /* se of (mean_a + mean_b) / 2 = sqrt(1/N + 4/N) / 2 = 0.0559 (sample variances: within a
+     * few percent); one set: 1/sqrt(N) = 0.05. */
+    const double want = 0.5 * sqrt(5.0 / N);
+    ck_assert_msg(fabs(two.se - want) < 0.08 * want, "se %g, analytic %g", two.se, want);
+    ck_assert_msg(fabs(one.se - 0.05) < 0.08 * 0.05, "se %g, analytic 0.05", one.se);
+    ck_assert(two.lo < two.estimate && two.estimate < two.hi);
+    /* an empty set leaves the interval undefined; no set at all is an error */
+    const size_t n0[2] = {N, 0};
+    ck_assert_int_eq(fm_bootstrap_mean_ci(mean_metric, NULL, 2, pred, target, n0, &cfg, &two, &err), FM_OK);
+    ck_assert(isnan(two.lo) && isnan(two.hi));
+    ck_assert_int_eq(fm_bootstrap_mean_ci(mean_metric, NULL, 0, pred, target, n, &cfg, &two, &err), FM_ERR_ARG);
+}
+END_TEST
+
 /* Coverage sanity: over many independent data sets with a known true value, the 95% interval
  * contains the truth in about 95% of them.
  * - MAE of N(0, 1) errors: true value sqrt(2/pi); plain bootstrap, n = 100.
@@ -666,6 +716,7 @@ static Suite *stats_suite(void) {
     tcase_add_test(tc, test_wilcoxon_alloc_failure);
     tcase_add_test(tc, test_bootstrap_deterministic);
     tcase_add_test(tc, test_bootstrap_edge_cases);
+    tcase_add_test(tc, test_bootstrap_mean_of_sets);
     tcase_add_test(tc, test_bootstrap_coverage);
     tcase_add_test(tc, test_bootstrap_alloc_failure);
     tcase_add_test(tc, test_results_table_known_values);

@@ -96,3 +96,13 @@ void fm_cli_print_metrics(FILE *out, const char *path) {
     }
     cJSON_Delete(root);
 }
+
+int fm_cli_split(char *s, const char *sep, char **items, int max) {
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(s, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
+        if (n == max) return -1;
+        items[n++] = tok;
+    }
+    return n;
+}

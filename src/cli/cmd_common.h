@@ -23,6 +23,10 @@ int fm_cli_exit_status(FmStatus st);
 int fm_cli_parse_long(const char *cmd, const char *opt, const char *s, long min, long max, long *out);
 int fm_cli_parse_double(const char *cmd, const char *opt, const char *s, double min, double max, double *out);
 
+/* Splits s (modified in place) at any character of `sep` into at most max non-empty items;
+ * returns their count, or -1 when there are more than max. */
+int fm_cli_split(char *s, const char *sep, char **items, int max);
+
 /* Prints the headline metrics of metrics.json at `path` to `out`: per task its main metrics
  * with their 95% intervals. Silent when the file cannot be read. */
 void fm_cli_print_metrics(FILE *out, const char *path);

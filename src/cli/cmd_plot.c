@@ -31,17 +31,6 @@ static void usage(FILE *out) {
             "      --labels laplace,softmax --task mortality --out roc.png\n");
 }
 
-/* Splits s (modified) at `sep` into at most max items; returns the count, or -1. */
-static int split_at(char *s, const char *sep, char **items, int max) {
-    int n = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(s, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
-        if (n == max) return -1;
-        items[n++] = tok;
-    }
-    return n;
-}
-
 typedef struct {
     float *score, *label;
     size_t n;
@@ -91,7 +80,7 @@ int fm_cmd_plot(int argc, char **argv) {
         return 2;
     }
     char *groups[MAX_CURVES], *names[MAX_CURVES];
-    int n_curves = split_at(preds, ",", groups, MAX_CURVES), n_names = split_at(labels, ",", names, MAX_CURVES);
+    int n_curves = fm_cli_split(preds, ",", groups, MAX_CURVES), n_names = fm_cli_split(labels, ",", names, MAX_CURVES);
     if (n_curves <= 0 || n_curves != n_names) {
         fprintf(stderr, "fusemoe plot: give one label per curve (%d curves, %d labels; at most %d)\n", n_curves,
                 n_names, MAX_CURVES);
@@ -105,7 +94,7 @@ int fm_cmd_plot(int argc, char **argv) {
     FmStatus st = FM_OK;
     for (int c = 0; c < n_curves && st == FM_OK; c++) {
         char *files[MAX_FILES];
-        int n_files = split_at(groups[c], "+", files, MAX_FILES);
+        int n_files = fm_cli_split(groups[c], "+", files, MAX_FILES);
         if (n_files <= 0) {
             st = FM_FAIL(&err, FM_ERR_ARG, "--predictions", "curve %d: no file, or more than %d", c + 1, MAX_FILES);
             break;

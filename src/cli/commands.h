@@ -31,6 +31,9 @@ int fm_cmd_inspect(int argc, char **argv);
 /* One paper-style table from several results.csv files. */
 int fm_cmd_report(int argc, char **argv);
 
+/* Metrics averaged over several runs' predictions, with bootstrap intervals of the average. */
+int fm_cmd_bootstrap(int argc, char **argv);
+
 /* ROC curves and reliability diagrams from predictions.csv files. */
 int fm_cmd_plot(int argc, char **argv);
 

@@ -20,6 +20,7 @@ static const FmCommand COMMANDS[] = {
     {"inspect", "a model file's configuration, parameter counts and expert utilisation", fm_cmd_inspect},
     {"report", "one paper-style table from several results.csv files", fm_cmd_report},
     {"plot", "ROC curves and reliability diagrams from predictions.csv files", fm_cmd_plot},
+    {"bootstrap", "metrics averaged over runs' predictions, with bootstrap 95% intervals", fm_cmd_bootstrap},
 };
 static const int N_COMMANDS = (int)(sizeof COMMANDS / sizeof *COMMANDS);
 
