@@ -108,8 +108,8 @@ if [ ! -f "$OUT/set-b.h5" ]; then
     $FM prepare --p12 "$DATA/set-b" --outcomes "$DATA/Outcomes-b.txt" --splits repeated:1:0.9,0.1,0 \
         --seed 2026 --out "$OUT/set-b.h5" --quiet
 fi
-sed "s|^cohort = .*|cohort = $OUT/set-a.h5|" "$CFG/study.ini" >"$OUT/study-set-a.ini"
-[ -f "$OUT/set-a-model/metrics.json" ] || $FM train --config "$OUT/study-set-a.ini" --out "$OUT/set-a-model" --quiet
+[ -f "$OUT/set-a-model/metrics.json" ] ||
+    $FM train --config "$CFG/study.ini" --cohort "$OUT/set-a.h5" --out "$OUT/set-a-model" --quiet
 $FM eval --model "$OUT/set-a-model/model.h5" --cohort "$OUT/set-b.h5" --part all --out "$OUT/set-b-external"
 
 step "5. final model on sets A and B"
@@ -117,8 +117,8 @@ if [ ! -f "$OUT/p12-all.h5" ]; then
     $FM prepare --p12 "$DATA/set-a,$DATA/set-b" --outcomes "$DATA/Outcomes-a.txt,$DATA/Outcomes-b.txt" \
         --splits repeated:1:0.9,0.1,0 --seed 2026 --out "$OUT/p12-all.h5" --quiet
 fi
-sed "s|^cohort = .*|cohort = $OUT/p12-all.h5|" "$CFG/study.ini" >"$OUT/study-all.ini"
-[ -f "$OUT/final/metrics.json" ] || $FM train --config "$OUT/study-all.ini" --out "$OUT/final" --quiet
+[ -f "$OUT/final/metrics.json" ] ||
+    $FM train --config "$CFG/study.ini" --cohort "$OUT/p12-all.h5" --out "$OUT/final" --quiet
 
 step "done"
 for t in mortality mortality-bootstrap modalities routers competition diagnostics los los-bootstrap; do
