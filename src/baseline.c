@@ -284,11 +284,14 @@ static FmStatus write_outputs(Baseline *b, double seconds, FmError *err) {
     cJSON *tasks = root ? cJSON_AddObjectToObject(root, "tasks") : NULL;
     if (!root || !timing || !coef_root || !run || !tasks) st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     const uint64_t seed = (uint64_t)fm_config_int(cfg, "train.seed");
+    /* train.report_part = val: tuning runs report the validation part and never score the test */
+    const int on_val = strcmp(fm_config_string(cfg, "train.report_part"), "val") == 0;
+    const FmPredictions *reported = on_val ? &b->val_pred : &b->test_pred;
     double select_value = NAN;
     if (st == FM_OK) st = validation_value(b, &select_value, err);
     if (st == FM_OK && !(st = fm_json_add_string(run, "cohort", d->cohort_path, err)) &&
-        !(st = fm_json_add_number(run, "split", d->split, err)) && !(st = fm_json_add_string(run, "part", "test", err)) &&
-        !(st = fm_json_add_number(run, "n_stays", (double)d->n_test, err)) &&
+        !(st = fm_json_add_number(run, "split", d->split, err)) && !(st = fm_json_add_string(run, "part", on_val ? "val" : "test", err)) &&
+        !(st = fm_json_add_number(run, "n_stays", (double)(on_val ? d->n_val : d->n_test), err)) &&
         !(st = fm_json_add_number(run, "n_train_stays", (double)d->n_train, err)) &&
         !(st = fm_json_add_number(run, "missing_rate", 0.0, err)) &&
         !(st = fm_json_add_number(run, "seed", (double)seed, err)) &&
@@ -298,11 +301,11 @@ static FmStatus write_outputs(Baseline *b, double seconds, FmError *err) {
         FmReportOptions ro = {.bootstrap = (int)fm_config_int(cfg, "eval.bootstrap"),
                               .seed = seed,
                               .los_log_offset_days = d->cohort.settings.los_log_offset_days};
-        st = fm_evaluate_report(tasks, &d->spec.model, names, &b->test_pred, b->threshold, &ro, err);
+        st = fm_evaluate_report(tasks, &d->spec.model, names, reported, b->threshold, &ro, err);
     }
     if (st == FM_OK) st = fm_json_add_config(root, "config", cfg, err);
     if (st == FM_OK && snprintf(path, sizeof path, "%s/%s", dir, FM_TRAIN_PREDICTIONS_FILE) < (int)sizeof path)
-        st = fm_evaluate_write_predictions(path, &b->test_pred, names, 1, err);
+        st = fm_evaluate_write_predictions(path, reported, names, 1, err);
     if (st == FM_OK && !cJSON_AddItemToObject(coef_root, "labels", b->coefs))
         st = FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     else if (st == FM_OK)

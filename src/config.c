@@ -62,6 +62,7 @@ static const FmConfigKey SCHEMA[] = {
     {"train", "task_weights", FM_CFG_FLOAT_LIST, "", 0, 1e6, NULL, "Loss weight per task, in the order of data.tasks; empty = equal weights"},
     {"train", "train_fraction", FM_CFG_FLOAT, "1", 0.001, 1, NULL, "Fraction of the split's training stays used, drawn stratified by the first binary label and seeded by train.seed"},
     {"train", "checkpoint_every", FM_CFG_INT, "0", 0, 100000000, NULL, "Optimiser steps between checkpoints within an epoch; 0 = at the end of each epoch only"},
+    {"train", "report_part", FM_CFG_ENUM, "test", UNBOUNDED, "test|val", "Part the selected model is evaluated on when training ends (predictions.csv, metrics.json): test, or val for tuning runs, which then never score the test part"},
     {"train", "shards", FM_CFG_INT, "1", 1, 65536, NULL, "Fixed shards of the training stays: each epoch shuffles within shards and interleaves their batches; data-parallel ranks load only their shards when the rank count divides it (1 = one shuffle of all stays)"},
 
     {"eval", "bootstrap", FM_CFG_INT, "1000", 0, 100000, NULL, "Bootstrap replicates for metric confidence intervals; 0 = none"},

@@ -657,8 +657,15 @@ static FmStatus write_timing(Run *r, FmError *err) {
 }
 
 /* metrics.json, predictions.csv and timing.json of the test part; removes the checkpoint. */
+/* train.report_part: 1 when the selected model is evaluated on the validation part. */
+static int report_on_val(const FmConfig *cfg) {
+    return strcmp(fm_config_string(cfg, "train.report_part"), "val") == 0;
+}
+
 static FmStatus write_report(Run *r, double missing, uint64_t seed, double t0, FmError *err) {
     const FmConfig *cfg = r->cfg;
+    const int on_val = report_on_val(cfg);
+    const FmPredictions *pred = on_val ? &r->val_pred : &r->test_pred;
     FmStatus st = FM_OK;
     cJSON *root = cJSON_CreateObject(), *run = NULL, *tasks = NULL;
     if (root && (run = cJSON_AddObjectToObject(root, "run"))) tasks = cJSON_AddObjectToObject(root, "tasks");
@@ -667,8 +674,8 @@ static FmStatus write_report(Run *r, double missing, uint64_t seed, double t0, F
         return FM_FAIL(err, FM_ERR_NOMEM, NULL, "out of memory");
     }
     if (!(st = fm_json_add_string(run, "cohort", r->d.cohort_path, err)) &&
-        !(st = fm_json_add_number(run, "split", r->d.split, err)) && !(st = fm_json_add_string(run, "part", "test", err)) &&
-        !(st = fm_json_add_number(run, "n_stays", (double)r->d.n_test, err)) &&
+        !(st = fm_json_add_number(run, "split", r->d.split, err)) && !(st = fm_json_add_string(run, "part", on_val ? "val" : "test", err)) &&
+        !(st = fm_json_add_number(run, "n_stays", (double)(on_val ? r->d.n_val : r->d.n_test), err)) &&
         !(st = fm_json_add_number(run, "n_train_stays", (double)r->d.n_train, err)) &&
         !(st = fm_json_add_number(run, "missing_rate", missing, err)) &&
         !(st = fm_json_add_number(run, "seed", (double)seed, err)) &&
@@ -679,12 +686,12 @@ static FmStatus write_report(Run *r, double missing, uint64_t seed, double t0, F
         FmReportOptions ro = {.bootstrap = (int)fm_config_int(cfg, "eval.bootstrap"),
                               .seed = seed,
                               .los_log_offset_days = r->d.cohort.settings.los_log_offset_days};
-        st = fm_evaluate_report(tasks, &r->model->cfg, r->info.label_ptr, &r->test_pred, r->info.threshold, &ro, err);
+        st = fm_evaluate_report(tasks, &r->model->cfg, r->info.label_ptr, pred, r->info.threshold, &ro, err);
     }
     if (st == FM_OK) st = fm_evaluate_experts_report(root, &r->usage, &r->probe, err);
     if (st == FM_OK) st = fm_json_add_config(root, "config", cfg, err);
     if (st == FM_OK)
-        st = fm_evaluate_write_predictions(r->path[PATH_PREDICTIONS], &r->test_pred, r->info.label_ptr, 1, err);
+        st = fm_evaluate_write_predictions(r->path[PATH_PREDICTIONS], pred, r->info.label_ptr, 1, err);
     r->sums.test_s = now_s() - t0;
     if (st == FM_OK) st = write_timing(r, err);
     /* metrics.json last: its presence marks the run complete. */
@@ -718,12 +725,15 @@ static FmStatus test_and_report(Run *r, FmTrainResult *res, FmError *err) {
     const FmConfig *cfg = r->cfg;
     double missing = fm_config_float(cfg, "eval.missing_rate");
     uint64_t seed = (uint64_t)fm_config_int(cfg, "train.seed");
-    /* The test's expert diagnostics for metrics.json: counts and probe over every test stay. */
+    /* The reported part's expert diagnostics for metrics.json: counts and probe over every
+     * stay of the part (the test part, or the validation part for tuning runs). */
     fm_evaluate_usage_clear(&r->usage);
     fm_evaluate_experts_clear(&r->probe);
     FmEvaluateOptions eo = {.missing_rate = missing, .seed = seed, .usage = &r->usage, .probe = &r->probe};
-    st = fm_evaluate_predict_dist(r->dist, r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split, r->d.test, r->d.n_test,
-                                  &eo, &r->test_pred, err);
+    const int on_val = report_on_val(cfg);
+    st = fm_evaluate_predict_dist(r->dist, r->model, r->ws, &r->tb, &r->d.cohort, &r->d.spec, r->d.split,
+                                  on_val ? r->d.val : r->d.test, on_val ? r->d.n_val : r->d.n_test, &eo,
+                                  on_val ? &r->val_pred : &r->test_pred, err);
     if (st != FM_OK) return st;
     /* Rank 0 reports and writes; the others wait for how that went. */
     if (r->writer) st = write_report(r, missing, seed, t0, err);

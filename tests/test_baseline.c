@@ -79,6 +79,22 @@ START_TEST(test_logreg_run_folder) {
 END_TEST
 
 /* The same configuration gives the same bytes. */
+/* A tuning run (train.report_part = val) reports the validation part: the metric it was
+ * selected by is the reported one, and no test stay is scored. */
+START_TEST(test_logreg_reports_validation_part) {
+    char out[1000];
+    FmError err;
+    const char *sets[] = {"model.kind=logreg", "data.tasks=mortality", "train.report_part=val"};
+    ck_assert_int_eq(run("logreg_val", fm_study_cohort("cohort.h5"), NULL, sets, 3, out, sizeof out, &err), FM_OK);
+    cJSON *m = read_json(out, "metrics.json");
+    cJSON *run_obj = cJSON_GetObjectItem(m, "run");
+    ck_assert_str_eq(cJSON_GetObjectItem(run_obj, "part")->valuestring, "val");
+    ck_assert_double_eq_tol(task_metric(m, "mortality", "auprc"),
+                            cJSON_GetObjectItem(run_obj, "select_value")->valuedouble, 1e-12);
+    cJSON_Delete(m);
+}
+END_TEST
+
 START_TEST(test_logreg_deterministic) {
     char a[1000], b[1000], pa[1100], pb[1100];
     FmError err;
@@ -158,6 +174,7 @@ static Suite *baseline_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_logreg_run_folder);
     tcase_add_test(tc, test_logreg_deterministic);
+    tcase_add_test(tc, test_logreg_reports_validation_part);
     tcase_add_test(tc, test_saps_needs_scores_and_ranks_them);
     tcase_add_test(tc, test_refusals);
     suite_add_tcase(s, tc);

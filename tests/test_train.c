@@ -720,11 +720,52 @@ START_TEST(test_train_alloc_failure) {
 }
 END_TEST
 
+/* A tuning run (train.report_part = val): metrics.json and predictions.csv are those of the
+ * validation part, the reported AUPRC is the value the best epoch was selected by, and no
+ * test stay is scored. */
+START_TEST(test_train_reports_validation_part) {
+    char dir[512], study[600], out[600], p[1024];
+    new_study(dir, sizeof dir, study, sizeof study, NULL);
+    snprintf(out, sizeof out, "%s/run", dir);
+    FmError err;
+    const char *sets[] = {"data.tasks=mortality", "train.report_part=val", "train.epochs=2"};
+    ck_assert_msg(fm_study_train(study, sets, 3, out, 0, NULL, NULL, &err) == FM_OK, "%s: %s", err.where, err.message);
+    FmCohort c;
+    ck_assert_int_eq(fm_cohort_load(fm_study_cohort("cohort.h5"), &c, &err), FM_OK);
+    int64_t *val, n_val;
+    ck_assert_int_eq(fm_cohort_split_stays(&c, 0, FM_PART_VAL, &val, &n_val, &err), FM_OK);
+    cJSON *m = load_json(out, "metrics.json");
+    ck_assert_str_eq(get(m, "run", "part", NULL)->valuestring, "val");
+    ck_assert_int_eq(get(m, "run", "n_stays", NULL)->valueint, (int)n_val);
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(get(m, "tasks", "mortality", "auprc"), "value")->valuedouble,
+                            get(m, "run", "select_value", NULL)->valuedouble, 1e-9);
+    cJSON_Delete(m);
+    /* every predicted stay is a validation stay */
+    path_in(p, sizeof p, out, "predictions.csv");
+    char *text = fm_study_read(p, NULL);
+    ck_assert_ptr_nonnull(text);
+    long rows = 0;
+    for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        long long id = strtoll(line + 1, NULL, 10);
+        int found = 0;
+        for (int64_t i = 0; i < n_val && !found; i++) found = c.stay_id[val[i]] == id;
+        ck_assert_msg(found, "stay %lld is not a validation stay", id);
+        rows++;
+    }
+    ck_assert_int_eq(rows, n_val); /* mortality is known for every synthetic stay */
+    fm_free(text);
+    fm_free(val);
+    fm_cohort_free(&c);
+    fm_test_rmtree(dir);
+}
+END_TEST
+
 static Suite *train_suite(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_train_run_folder);
+    tcase_add_test(tc, test_train_reports_validation_part);
     tcase_add_test(tc, test_train_deterministic);
     tcase_add_test(tc, test_train_resume_after_sigint);
     tcase_add_test(tc, test_train_resume_after_sigkill);

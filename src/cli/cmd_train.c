@@ -152,8 +152,10 @@ int fm_cmd_train(int argc, char **argv) {
                           .dist = fm_cli_dist()};
     FmTrainResult res;
     st = fm_train_run(&opt, &res, &err);
-    char kind[32];
+    char kind[32], part[32];
     snprintf(kind, sizeof kind, "%s", fm_config_string(&cfg, "model.kind"));
+    snprintf(part, sizeof part, "%s part of the split",
+             strcmp(fm_config_string(&cfg, "train.report_part"), "val") == 0 ? "validation" : "test");
     fm_config_free(&cfg);
     if (st != FM_OK) {
         if (!view.quiet && view.bar.out) fm_progress_end(&view.bar);
@@ -168,8 +170,7 @@ int fm_cmd_train(int argc, char **argv) {
         return 0;
     }
     if (res.baseline) {
-        printf("fusemoe train: fitted the %s baseline in %.1f s\ntest part of the split:\n",
-               kind, res.train_seconds);
+        printf("fusemoe train: fitted the %s baseline in %.1f s\n%s:\n", kind, res.train_seconds, part);
         fm_cli_print_metrics(stdout, metrics);
         printf("wrote %s/{baseline.json,metrics.json,predictions.csv,config.ini,timing.json}\n", out);
         return 0;
@@ -177,7 +178,7 @@ int fm_cmd_train(int argc, char **argv) {
     printf("fusemoe train: %d epoch%s%s, best epoch %d (validation %.4f), %.1f s of training\n", res.epochs_run,
            res.epochs_run == 1 ? "" : "s", res.stopped_early ? " (early stopping)" : "", res.best_epoch,
            res.select_value, res.train_seconds);
-    printf("test part of the split, best model:\n");
+    printf("%s, best model:\n", part);
     fm_cli_print_metrics(stdout, metrics);
     printf("wrote %s/{model.h5,metrics.json,predictions.csv,epochs.csv,config.ini,timing.json}\n", out);
     return 0;
