@@ -656,11 +656,13 @@ static FmStatus write_timing(Run *r, FmError *err) {
     return st;
 }
 
-/* metrics.json, predictions.csv and timing.json of the test part; removes the checkpoint. */
 /* train.report_part: 1 when the selected model is evaluated on the validation part. */
 static int report_on_val(const FmConfig *cfg) {
     return strcmp(fm_config_string(cfg, "train.report_part"), "val") == 0;
 }
+
+/* metrics.json, predictions.csv and timing.json of the reported part (test, or validation for
+ * train.report_part = val); removes the checkpoint. */
 
 static FmStatus write_report(Run *r, double missing, uint64_t seed, double t0, FmError *err) {
     const FmConfig *cfg = r->cfg;

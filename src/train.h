@@ -21,7 +21,8 @@
  *     model.h5 with decision thresholds chosen on those validation predictions. Early stopping
  *     after train.patience epochs without improvement (0 = never).
  *  5. The best model on the test part (with eval.missing_rate and the run's seed):
- *     predictions.csv and metrics.json.
+ *     predictions.csv and metrics.json; on the validation part instead when
+ *     train.report_part = val (tuning runs, which never score the test part).
  *
  * Determinism. Every random number derives from train.seed through fm_rng_split streams: the
  * training subset, the order of epoch e, and the dropout and routing noise of batch j of epoch
