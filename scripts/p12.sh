@@ -93,11 +93,11 @@ $FM bootstrap --predictions "$(pool los/runs/logreg),$(pool los/runs/fusemoe)" \
     --labels "logistic regression,FuseMoE Laplace" --task los_gt_7d --metrics auroc,auprc \
     --title "LOS > 7 days: mean over the 5 test parts [95% bootstrap CI of the mean]" --out "$OUT/los-bootstrap.md"
 $FM plot roc --predictions "$P" --labels "$L" --task mortality --title "In-hospital mortality, 5 test parts pooled" \
-    --out "$OUT/roc_mortality.svg"
+    --out "$OUT/roc_mortality.png"
 $FM plot calibration --predictions "$P" --labels "$L" --task mortality \
-    --title "In-hospital mortality, 5 test parts pooled" --out "$OUT/calibration_mortality.svg"
+    --title "In-hospital mortality, 5 test parts pooled" --out "$OUT/calibration_mortality.png"
 $FM inspect --model "$OUT/gates/runs/laplace/split0-seed1/model.h5" --cohort "$OUT/p12.h5" \
-    --plot "$OUT/experts_laplace.svg" >"$OUT/experts_laplace.txt"
+    --plot "$OUT/experts_laplace.png" >"$OUT/experts_laplace.txt"
 
 step "4. external validation: train on set A, test on set B"
 if [ ! -f "$OUT/set-a.h5" ]; then
