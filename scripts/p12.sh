@@ -51,16 +51,17 @@ awk -F, 'NR == 1 || $3 <= 2' "$OUT/gates/results.csv" >"$OUT/gates-splits-0-2.cs
 $FM report --results "$OUT/gates-splits-0-2.csv,$OUT/modalities/results.csv" --metrics "$M" \
     --rename laplace=vitals+labs+static --order vitals+labs+static,vitals+labs,vitals+static,labs+static,vitals,labs,static \
     --baseline vitals+labs+static --title "Modalities (Laplace gating), splits 0-2" --out "$OUT/modalities.md"
-$FM report --results "$OUT/gates-splits-0-2.csv,$OUT/routers/results.csv" --metrics "$M" \
-    --rename laplace=joint --order joint,per_modality,disjoint --baseline joint \
-    --title "Router types (Laplace gating), splits 0-2" --out "$OUT/routers.md"
+$FM report --results "$OUT/routers/results.csv" --metrics "$M" --baseline joint \
+    --title "Router types (Laplace gating, 9 experts: 3 per modality when disjoint), splits 0-2" \
+    --out "$OUT/routers.md"
 awk -F, 'BEGIN { OFS = "," } NR > 1 { $1 = $1 "+competition" } { print }' "$OUT/competition/results.csv" \
     >"$OUT/competition-named.csv"
 C="laplace,laplace+competition,softmax,softmax+competition"
 $FM report --results "$OUT/gates-splits-0-2.csv,$OUT/competition-named.csv" --metrics "$M" --order "$C" \
     --baseline laplace --title "Router training: standard vs competition, splits 0-2" --out "$OUT/competition.md"
 $FM report --results "$OUT/gates-splits-0-2.csv,$OUT/competition-named.csv,$OUT/routers/results.csv" \
-    --metrics "$E" --order "$C,per_modality,disjoint" --baseline laplace \
+    --metrics "$E" --rename joint=joint/9,per_modality=per_modality/9,disjoint=disjoint/9 \
+    --order "$C,joint/9,per_modality/9,disjoint/9" --baseline laplace \
     --title "Collapse diagnostics on the test stays (means over the 2 fusion layers), splits 0-2" \
     --out "$OUT/diagnostics.md"
 $FM report --results "$OUT/los/results.csv" \
