@@ -2,7 +2,7 @@
 #   make            build/fusemoe and build/libfusemoe.a
 #   make test       install missing packages, build, run the Check suite
 #   make demo       install missing packages, build, run the synthetic end-to-end demo
-#   make p12        the PhysioNet 2012 results from the raw files (scripts/p12.sh; about 2 h on 2 cores)
+#   make p12        the PhysioNet 2012 results from the raw files (scripts/p12.sh; about 1 h 40 min on 2 cores)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks (never part of pass/fail)
 #   make deps       install missing Debian packages with apt-get

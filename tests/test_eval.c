@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "preprocessing/cohort.h"
+#include "preprocessing/var_map.h"
 #include "src/alloc.h"
 #include "src/evaluate.h"
 #include "src/evaluate_missing.h"
@@ -448,6 +449,39 @@ START_TEST(test_eval_alloc_failure) {
 }
 END_TEST
 
+/* The shipped PhysioNet 2012 model (data/p12_mortality_model.h5, trained by `make p12`) loads
+ * with this code, predicts mortality, and was trained on the shipped mapping: its channels, per
+ * modality and in order, are the mapping's variables (log1p(<name>) where transformed). */
+START_TEST(test_shipped_p12_model) {
+    FmModel *model;
+    FmNorm norm;
+    FmTrainInfo info;
+    FmError err;
+    ck_assert_msg(fm_train_model_load("data/p12_mortality_model.h5", &model, &norm, &info, &err) == FM_OK, "%s: %s",
+                  err.where, err.message);
+    ck_assert_int_eq(model->cfg.n_tasks, 1);
+    ck_assert_str_eq(model->cfg.task[0].name, "mortality");
+    FmVarMap map;
+    ck_assert_int_eq(fm_var_map_read("data/p12_modalities.csv", &map, &err), FM_OK);
+    ck_assert_int_eq(norm.M, map.n_mods);
+    for (int m = 0; m < norm.M; m++) {
+        const int mm = fm_var_map_modality(&map, norm.mod[m].name);
+        ck_assert_msg(mm >= 0, "modality %s is not in the mapping", norm.mod[m].name);
+        ck_assert_int_eq(norm.mod[m].C, map.mods[mm].C);
+        for (int c = 0; c < norm.mod[m].C; c++) {
+            const FmVarEntry *e = &map.entries[map.mods[mm].entry[c]];
+            char want[128];
+            snprintf(want, sizeof want, e->log1p ? "log1p(%s)" : "%s", e->name);
+            ck_assert_str_eq(norm.mod[m].channel[c], want);
+        }
+    }
+    fm_var_map_free(&map);
+    fm_model_free(model);
+    fm_norm_free(&norm);
+    fm_train_info_free(&info);
+}
+END_TEST
+
 static Suite *eval_suite(void) {
     Suite *s = suite_create("eval");
     TCase *tc = tcase_create("eval");
@@ -461,6 +495,7 @@ static Suite *eval_suite(void) {
     tcase_add_test(tc, test_expert_usage);
     tcase_add_test(tc, test_select_value);
     tcase_add_test(tc, test_inspect_parts);
+    tcase_add_test(tc, test_shipped_p12_model);
     tcase_add_test(tc, test_eval_alloc_failure);
     suite_add_tcase(s, tc);
     return s;
