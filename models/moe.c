@@ -351,6 +351,21 @@ void fm_moe_dispatch(FmMoeCache *c) {
     }
 }
 
+void fm_moe_combine(const FmMoeCache *c, float *out) {
+    const int T = c->T, K = c->cfg.K, D = c->cfg.D;
+    for (int t = 0; t < T; t++) {
+        float *y = out + (size_t)t * D;
+        memset(y, 0, (size_t)D * sizeof *y);
+        for (int k = 0; k < K; k++) {
+            const size_t i = (size_t)t * K + k;
+            const float g = c->rt.gate[i];
+            const float *o = c->eo + (size_t)c->row_of[i] * D;
+            for (int d = 0; d < D; d++)
+                y[d] += g * o[d];
+        }
+    }
+}
+
 void fm_moe_expert_forward(const FmMoe *moe, const FmParams *params, int e, const float *x, int n,
                            const int *tokens, int token_div, float *hpre, float *hact, uint8_t *keep,
                            float *eo, const FmRng *drop_rng) {
@@ -431,19 +446,7 @@ void fm_moe_forward(const FmMoe *moe, const FmParams *params, FmMoeCache *cache,
                               c->dropout_on ? c->keep + (size_t)r0 * H : NULL, c->eo + (size_t)r0 * D,
                               c->dropout_on ? &drop_rng : NULL);
     }
-
-    /* Combine: y_t = sum_k g_{t,k} o_{row(t,k)} */
-    for (int t = 0; t < T; t++) {
-        float *y = out + (size_t)t * D;
-        memset(y, 0, (size_t)D * sizeof *y);
-        for (int k = 0; k < K; k++) {
-            const size_t i = (size_t)t * K + k;
-            const float g = c->rt.gate[i];
-            const float *o = c->eo + (size_t)c->row_of[i] * D;
-            for (int d = 0; d < D; d++)
-                y[d] += g * o[d];
-        }
-    }
+    fm_moe_combine(c, out);
 }
 
 /* ---- backward ---- */

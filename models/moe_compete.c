@@ -125,19 +125,7 @@ void fm_moe_compete_forward(const FmMoe *moe, const FmParams *params, FmMoeCache
     for (int i = 0; i < T * K; i++)
         memcpy(c->eo + (size_t)c->row_of[i] * D, c->dense_eo + dense_row(c, i / K, c->rt.sel[i]) * D,
                (size_t)D * sizeof *c->eo);
-
-    /* Combine: y_t = sum_k w_{t,k} o_{t,k} */
-    for (int t = 0; t < T; t++) {
-        float *y = out + (size_t)t * D;
-        memset(y, 0, (size_t)D * sizeof *y);
-        for (int k = 0; k < K; k++) {
-            const size_t i = (size_t)t * K + k;
-            const float g = c->rt.gate[i];
-            const float *o = c->eo + (size_t)c->row_of[i] * D;
-            for (int d = 0; d < D; d++)
-                y[d] += g * o[d];
-        }
-    }
+    fm_moe_combine(c, out);
 
     /* The losses. */
     const double l_router =

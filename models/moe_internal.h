@@ -76,6 +76,10 @@ void fm_moe_stage_input(const FmMoe *moe, FmMoeCache *c, float *out, const float
  * gathering the inputs into c->xg. */
 void fm_moe_dispatch(FmMoeCache *c);
 
+/* Combines the expert outputs c->eo (rows as fm_moe_dispatch placed them) into out (c->T, D):
+ * y_t = sum_k c->rt.gate[t, k] * eo[row_of(t, k)]. */
+void fm_moe_combine(const FmMoeCache *c, float *out);
+
 /* Expert e on n rows x (n, D): hpre (n, hidden) = x W1_e^T + b1_e, hact = GELU(hpre), then,
  * when drop_rng != NULL, dropout with row i's mask drawn from stream
  * tokens[i] / token_div * E + e of drop_rng (kept in keep (n, hidden)), and, when eo != NULL,
