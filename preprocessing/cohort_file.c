@@ -541,33 +541,33 @@ static FmStatus load_all(Loader *ld, FmCohort *c, int with_rows) {
     return FM_OK;
 }
 
-FmStatus fm_cohort_load(const char *path, FmCohort *c, FmError *err) {
+/* Opens the cohort file and loads it (with its rows, or without them) into *c, which is left
+ * empty on failure. */
+static FmStatus load_file(const char *path, FmCohort *c, int with_rows, FmError *err) {
     memset(c, 0, sizeof *c);
-    FmError local;
-    if (!err) err = &local;
     hid_t file;
     FmStatus st = fm_h5_open_read(path, &file, err);
     if (st != FM_OK) return st;
     Loader ld = {file, path, err};
-    st = load_all(&ld, c, 1);
+    st = load_all(&ld, c, with_rows);
     H5Fclose(file);
     if (st != FM_OK) fm_cohort_free(c);
     return st;
 }
 
+FmStatus fm_cohort_load(const char *path, FmCohort *c, FmError *err) {
+    FmError local;
+    return load_file(path, c, 1, err ? err : &local);
+}
+
 FmStatus fm_cohort_load_meta(const char *path, FmCohort *c, FmError *err) {
-    memset(c, 0, sizeof *c);
     FmError local;
     if (!err) err = &local;
-    hid_t file;
-    FmStatus st = fm_h5_open_read(path, &file, err);
-    if (st != FM_OK) return st;
-    Loader ld = {file, path, err};
-    st = load_all(&ld, c, 0);
-    H5Fclose(file);
-    if (st == FM_OK && !(c->loaded = fm_calloc((size_t)c->N + 1, 1)))
+    FmStatus st = load_file(path, c, 0, err);
+    if (st == FM_OK && !(c->loaded = fm_calloc((size_t)c->N + 1, 1))) {
         st = FM_FAIL(err, FM_ERR_NOMEM, path, "out of memory");
-    if (st != FM_OK) fm_cohort_free(c);
+        fm_cohort_free(c);
+    }
     return st;
 }
 
